@@ -1,0 +1,157 @@
+"""Experiment configs: `get_config()` files and `--config.path.to.field=value` overrides.
+
+A config file is a Python file with a `get_config()` returning an `ml_collections.ConfigDict`
+(the flax examples / big_vision convention). Overrides keep the field's type: a string on the
+command line is parsed as a Python literal and then cast to the type the config already has.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+from typing import Iterable
+
+import ml_collections
+
+OVERRIDE_PREFIX = "--config."
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says which and why."""
+
+
+def load_config(path: str | Path) -> ml_collections.ConfigDict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (see configs/ for the shipped ones)")
+    spec = importlib.util.spec_from_file_location(f"audiozoo_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path} defines no get_config()")
+    config = module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+    return config
+
+
+def split_overrides(argv: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Separates `--config.a.b=v` (or `--config.a.b v`) from the other arguments."""
+    rest, overrides = [], []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith(OVERRIDE_PREFIX):
+            key = arg[len(OVERRIDE_PREFIX):]
+            if "=" in key:
+                key, value = key.split("=", 1)
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                raise ConfigError(f"override {arg} has no value: write {arg}=VALUE")
+            overrides.append((key, value))
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]]):
+    """Sets each dotted key to its parsed value; unknown keys raise a ConfigError listing the
+    valid ones at that level."""
+    for key, text in overrides:
+        parent, leaf = _resolve_parent(config, key)
+        current = parent[leaf]
+        value = _parse_value(text, current, key)
+        try:
+            parent[leaf] = value
+        except TypeError as e:
+            raise ConfigError(f"--config.{key}={text}: {e}") from None
+    return config
+
+
+def _resolve_parent(config, key: str):
+    parts = key.split(".")
+    node = config
+    for depth, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            where = ".".join(parts[:depth]) or "the top level"
+            valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            raise ConfigError(
+                f"config key {key!r} does not exist: no {part!r} in {where}; valid keys there: "
+                f"{', '.join(valid) or '(none: it is a value, not a section)'}"
+            )
+        if depth == len(parts) - 1:
+            return node, part
+        node = node[part]
+    raise AssertionError("unreachable")
+
+
+def _parse_value(text: str, current, key: str):
+    if isinstance(current, str) or current is None and not _looks_literal(text):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if isinstance(current, (int, float, bool, tuple, list)):
+            raise ConfigError(
+                f"--config.{key}={text}: expected a {type(current).__name__} like {current!r}"
+            ) from None
+        return text
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise ConfigError(f"--config.{key}={text}: expected True or False")
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _looks_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError):
+        return False
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True, default=list)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(json.loads(text))
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The sections every runnable config has; config files fill in `model` and adjust."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.model = ml_collections.ConfigDict({"name": "wavenet"})
+    c.task = ml_collections.ConfigDict(
+        {"name": "wavenet", "global_cond": "", "input_noise": 0.0,
+         "num_samples": 2, "sample_seconds": 0.5})
+    c.data = ml_collections.ConfigDict({
+        "name": "synthetic", "sample_rate": 16000, "segment_length": 4096, "seed": 0,
+        # synthetic
+        "num_train": 4096, "num_eval": 256, "pitch_range": (36, 84),
+        "families": ("sine", "square", "saw", "pluck", "bell"),
+        # wav_folder
+        "root": "", "eval_root": "", "eval_fraction": 0.1, "labels": False,
+        "skip_bad": False, "resample": True,
+    })
+    c.optim = ml_collections.ConfigDict({
+        "name": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup_steps": 0,
+        "decay_boundaries": (), "decay_factor": 0.5, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
+        "weight_decay": 0.0, "momentum": 0.0, "grad_clip_norm": 1.0,
+    })
+    c.train = ml_collections.ConfigDict({
+        "num_steps": 1000, "batch_size": 8, "log_every": 50, "eval_every": 500,
+        "num_eval_batches": 4, "checkpoint_every": 500, "keep_checkpoints": 3,
+        "sample_every": 0,  # 0: samples only at the end of training
+    })
+    return c

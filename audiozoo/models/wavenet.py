@@ -1,0 +1,200 @@
+"""WaveNet: a generative model of raw audio.
+
+van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio", arXiv 1609.03499.
+Implements section 2.1 (dilated causal convolutions, any kernel size and dilation schedule),
+2.2 (softmax over mu-law classes), 2.3 (gated activation units), 2.4 (residual and skip
+connections; output stack relu -> 1x1 -> relu -> 1x1) and 2.5 (global conditioning by an id
+embedding or a vector, local conditioning upsampled by a learned transposed-conv stack or by
+repetition). The discretized mixture-of-logistics head is the 16-bit extension of PixelCNN++
+(Salimans et al. 2017) as used by later WaveNet vocoders.
+
+Contract: `logits = net.apply(variables, codes)` with codes int32 [batch, time] gives
+[batch, time, num_classes] (softmax head) or [batch, time, 3 * num_mixtures] (MoL head), and
+logits[:, t] predicts codes[:, t + 1]. `WaveNet.step` is the same network one sample at a
+time; `audiozoo.generation` drives it with per-layer ring buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from audiozoo.audio.mulaw import linear_dequantize
+from audiozoo.nn.gated import GatedResidualBlock
+from audiozoo.nn.mixture_logistics import mol_num_params
+from audiozoo.nn.upsample import ConditionUpsampler
+
+OUTPUTS = ("softmax", "mol")
+
+
+def dilation_schedule(num_layers: int, num_stacks: int) -> tuple[int, ...]:
+    """Dilations 1, 2, 4, ... doubling within a stack and restarting at 1 for each stack."""
+    if num_layers < 1 or num_stacks < 1 or num_layers % num_stacks:
+        raise ValueError(
+            f"num_layers={num_layers} must be a positive multiple of num_stacks={num_stacks}"
+        )
+    per_stack = num_layers // num_stacks
+    return tuple(2 ** (i % per_stack) for i in range(num_layers))
+
+
+class WaveNet(nn.Module):
+    """Autoregressive WaveNet over integer sample codes (see the module docstring)."""
+
+    num_layers: int = 20
+    num_stacks: int = 2
+    kernel_size: int = 2
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 64
+    num_classes: int = 256
+    output: str = "softmax"
+    num_mixtures: int = 10
+    # An explicit schedule overrides num_layers / num_stacks (e.g. non-powers of two).
+    dilations: Sequence[int] | None = None
+    # Global conditioning: ids in [0, num_global_ids) embedded to global_channels, or, with
+    # num_global_ids == 0 and global_channels > 0, float vectors [batch, global_channels].
+    num_global_ids: int = 0
+    global_channels: int = 0
+    # Local conditioning: [batch, frames, local_channels], upsampled by prod(upsample_scales).
+    local_channels: int = 0
+    upsample_scales: Sequence[int] = ()
+    upsample: str = "transposed"
+
+    # ---- static structure -------------------------------------------------------------
+    @property
+    def layer_dilations(self) -> tuple[int, ...]:
+        if self.dilations is not None:
+            return tuple(int(d) for d in self.dilations)
+        return dilation_schedule(self.num_layers, self.num_stacks)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples that logits[:, t] can see: codes[t - receptive_field + 1 : t + 1]."""
+        return 1 + (self.kernel_size - 1) * sum(self.layer_dilations)
+
+    @property
+    def hop_length(self) -> int:
+        """Audio samples per local-conditioning frame."""
+        return math.prod(self.upsample_scales)
+
+    @property
+    def output_channels(self) -> int:
+        return self.num_classes if self.output == "softmax" else mol_num_params(self.num_mixtures)
+
+    @property
+    def uses_global(self) -> bool:
+        return self.num_global_ids > 0 or self.global_channels > 0
+
+    @property
+    def uses_local(self) -> bool:
+        return self.local_channels > 0
+
+    def setup(self):
+        self._check_fields()
+        if self.output == "softmax":
+            # One-hot input followed by a 1x1 conv, as a lookup table.
+            self.input_proj = nn.Embed(self.num_classes, self.residual_channels)
+        else:
+            # The MoL model reads the sample value itself, as a scalar in [-1, 1].
+            self.input_proj = nn.Dense(self.residual_channels)
+        if self.num_global_ids > 0:
+            self.global_embed = nn.Embed(self.num_global_ids, self.global_channels)
+        if self.uses_local:
+            self.upsampler = ConditionUpsampler(tuple(self.upsample_scales), self.upsample)
+        dilations = self.layer_dilations
+        self.blocks = [
+            GatedResidualBlock(
+                self.residual_channels, self.gate_channels, self.skip_channels,
+                self.kernel_size, d, use_global=self.uses_global, use_local=self.uses_local,
+                residual_out=i < len(dilations) - 1,
+            )
+            for i, d in enumerate(dilations)
+        ]
+        self.output_hidden = nn.Dense(self.skip_channels)
+        self.output_logits = nn.Dense(self.output_channels)
+
+    def _check_fields(self):
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output={self.output!r} is not one of {OUTPUTS}")
+        if self.kernel_size < 1:
+            raise ValueError(f"kernel_size={self.kernel_size} must be >= 1")
+        if any(d < 1 for d in self.layer_dilations):
+            raise ValueError(f"dilations {self.layer_dilations} must all be >= 1")
+        if self.num_global_ids > 0 and self.global_channels < 1:
+            raise ValueError("num_global_ids > 0 needs global_channels (the embedding size) >= 1")
+        if self.uses_local and not self.upsample_scales:
+            raise ValueError("local_channels > 0 needs upsample_scales (product = hop length)")
+
+    # ---- full-sequence forward pass -----------------------------------------------------
+    def __call__(self, codes, global_cond=None, local_cond=None):
+        """codes int [batch, time] -> logits [batch, time, output_channels]."""
+        codes = jnp.asarray(codes)
+        if codes.ndim != 2:
+            raise ValueError(f"codes must be [batch, time], got shape {codes.shape}")
+        g = self.global_vector(global_cond, codes.shape[0])
+        c = self.upsample_local(local_cond, codes.shape[0], codes.shape[1])
+        return self.trunk(codes, g, c)
+
+    def trunk(self, codes, global_vector=None, local_samples=None):
+        """The network on prepared conditioning: the global vector [batch, dim] and local
+        features already at the audio rate [batch, time, ch]."""
+        x = self.embed_codes(codes)
+        skips = 0.0
+        for block in self.blocks:
+            x, skip = block(x, global_vector, local_samples)
+            skips = skips + skip
+        return self.output_stack(skips)
+
+    # ---- pieces shared by the full pass and the one-step form ---------------------------
+    def embed_codes(self, codes):
+        if self.output == "softmax":
+            return self.input_proj(codes)
+        return self.input_proj(linear_dequantize(codes, self.num_classes)[..., None])
+
+    def output_stack(self, skips):
+        return self.output_logits(nn.relu(self.output_hidden(nn.relu(skips))))
+
+    def global_vector(self, global_cond, batch: int):
+        """The per-utterance conditioning vector [batch, dim] (or None)."""
+        if not self.uses_global:
+            if global_cond is not None:
+                raise ValueError("global_cond given, but the model has no global conditioning")
+            return None
+        if global_cond is None:
+            raise ValueError("this WaveNet is globally conditioned: pass global_cond")
+        global_cond = jnp.asarray(global_cond)
+        if self.num_global_ids > 0:
+            if global_cond.shape != (batch,) or not jnp.issubdtype(global_cond.dtype, jnp.integer):
+                raise ValueError(
+                    f"global_cond must be int ids of shape ({batch},), got "
+                    f"{global_cond.dtype}{list(global_cond.shape)}"
+                )
+            return self.global_embed(global_cond)
+        if global_cond.shape != (batch, self.global_channels):
+            raise ValueError(
+                f"global_cond must be [{batch}, {self.global_channels}] floats, got "
+                f"{list(global_cond.shape)}"
+            )
+        return global_cond
+
+    def upsample_local(self, local_cond, batch: int, num_samples: int):
+        """Frame-rate features [batch, frames, ch] -> [batch, num_samples, ch] (or None)."""
+        if not self.uses_local:
+            if local_cond is not None:
+                raise ValueError("local_cond given, but the model has no local conditioning")
+            return None
+        if local_cond is None:
+            raise ValueError("this WaveNet is locally conditioned: pass local_cond")
+        local_cond = jnp.asarray(local_cond)
+        needed = -(-num_samples // self.hop_length)
+        if (local_cond.ndim != 3 or local_cond.shape[0] != batch
+                or local_cond.shape[2] != self.local_channels or local_cond.shape[1] < needed):
+            raise ValueError(
+                f"local_cond must be [{batch}, >= {needed} frames, {self.local_channels}] for "
+                f"{num_samples} samples at hop {self.hop_length}, got {list(local_cond.shape)}"
+            )
+        return self.upsampler(local_cond)[:, :num_samples]

@@ -1,0 +1,69 @@
+"""The gated residual block of WaveNet, in full-sequence and one-step form.
+
+WaveNet (van den Oord et al. 2016, arXiv 1609.03499): section 2.3 (gated activation
+z = tanh(W_f * x) . sigmoid(W_g * x)), section 2.4 (residual and parameterised skip
+connections) and section 2.5 (global conditioning adds V h, local conditioning adds V * y, in
+every layer). The NSynth autoencoder and the discrete autoencoders reuse this block for their
+decoders.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from audiozoo.nn.conv import CausalConv1D
+
+
+class GatedResidualBlock(nn.Module):
+    """Dilated causal conv -> (+ conditioning) -> tanh . sigmoid -> residual and skip 1x1s.
+
+    The dilated conv produces `gate_channels`, split in two halves for the filter and the
+    gate, so the gated activation has gate_channels / 2 channels. Returns (residual, skip).
+    """
+
+    residual_channels: int
+    gate_channels: int
+    skip_channels: int
+    kernel_size: int = 2
+    dilation: int = 1
+    use_global: bool = False
+    use_local: bool = False
+    # The last block's residual output feeds nothing, so it has no parameters.
+    residual_out: bool = True
+
+    def setup(self):
+        if self.gate_channels % 2:
+            raise ValueError(
+                f"gate_channels={self.gate_channels} must be even: it is split into filter and gate"
+            )
+        self.dilated = CausalConv1D(self.gate_channels, self.kernel_size, self.dilation)
+        self.global_proj = nn.Dense(self.gate_channels, use_bias=False) if self.use_global else None
+        self.local_proj = nn.Dense(self.gate_channels, use_bias=False) if self.use_local else None
+        self.skip_proj = nn.Dense(self.skip_channels)
+        self.residual_proj = nn.Dense(self.residual_channels) if self.residual_out else None
+
+    @property
+    def history(self) -> int:
+        return (self.kernel_size - 1) * self.dilation
+
+    def __call__(self, x, global_cond=None, local_cond=None):
+        """x: [batch, time, residual]; global_cond: [batch, dim]; local_cond: [batch, time, dim]."""
+        if global_cond is not None:
+            global_cond = global_cond[:, None, :]  # the same vector at every time step
+        return self._gate(x, self.dilated(x), global_cond, local_cond)
+
+    def step(self, x_t, past, global_cond=None, local_cond_t=None):
+        """One time step: x_t [batch, residual], past [batch, kernel_size - 1, residual]."""
+        return self._gate(x_t, self.dilated.step(x_t, past), global_cond, local_cond_t)
+
+    def _gate(self, x, h, global_cond, local_cond):
+        if self.global_proj is not None:
+            h = h + self.global_proj(global_cond)
+        if self.local_proj is not None:
+            h = h + self.local_proj(local_cond)
+        filt, gate = jnp.split(h, 2, axis=-1)
+        z = jnp.tanh(filt) * jax.nn.sigmoid(gate)
+        residual = x if self.residual_proj is None else x + self.residual_proj(z)
+        return residual, self.skip_proj(z)

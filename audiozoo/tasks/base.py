@@ -1,0 +1,86 @@
+"""The task protocol the trainer relies on, and the one-model, one-optimiser base class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from audiozoo.train.optim import make_optimizer
+from audiozoo.train.state import TrainState, all_finite
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class Task:
+    """What the trainer calls. Subclasses with two optimisers (GANs) override `init_state`
+    and `train_step`; the trainer does not change."""
+
+    def __init__(self, config):
+        self.config = config
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.data.sample_rate
+
+    def init_state(self, rng: jax.Array, batch: Batch) -> TrainState:
+        raise NotImplementedError
+
+    def train_step(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
+        """Must return metrics["finite"] = 0 and leave the state unchanged when the loss or the
+        update is NaN/Inf, so the trainer can stop with the last good state intact."""
+        raise NotImplementedError
+
+    def eval_step(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
+        raise NotImplementedError
+
+    def dummy_batch(self, batch_size: int) -> Batch:
+        """A batch of the right shapes and dtypes (for building states without data)."""
+        raise NotImplementedError
+
+    def samples(self, state: TrainState, rng: jax.Array) -> dict[str, np.ndarray]:
+        """Audio clips (float [-1, 1], at sample_rate) that show what the model learned."""
+        return {}
+
+
+class SupervisedTask(Task):
+    """One parameter tree, one optax optimiser, one differentiable loss."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.tx = make_optimizer(config.optim, config.train.num_steps)
+
+    def init_variables(self, rng: jax.Array, batch: Batch) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def loss(self, params, extra, batch: Batch, rng: jax.Array, train: bool):
+        """Returns (scalar loss, (metrics, updated extra collections))."""
+        raise NotImplementedError
+
+    def init_state(self, rng, batch):
+        variables = dict(self.init_variables(rng, batch))
+        params = variables.pop("params")
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=self.tx.init(params), extra=variables)
+
+    def train_step(self, state, batch, rng):
+        def loss_fn(params):
+            return self.loss(params, state.extra, batch, rng, True)
+
+        (loss, (metrics, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                                  opt_state=opt_state, extra=extra)
+        finite = all_finite(loss, updates)
+        # A non-finite step is not applied: the trainer stops and the state stays good.
+        new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+        metrics = dict(metrics, grad_norm=optax.global_norm(grads), finite=finite.astype(jnp.float32))
+        return new_state, metrics
+
+    def eval_step(self, state, batch, rng):
+        _, (metrics, _) = self.loss(state.params, state.extra, batch, rng, False)
+        return metrics

@@ -1,0 +1,125 @@
+"""Objective adapter for WaveNet: next-sample likelihood on raw audio.
+
+WaveNet (van den Oord et al. 2016), section 2.2: the audio is mu-law companded to 256 classes
+and the model is trained with the cross-entropy of the next sample; with the mixture-of-
+logistics head the targets are 16-bit linear classes and the loss is the discretized logistic
+mixture likelihood. Small input noise against divergence (section "training trick" in
+REFERENCE.md) is `task.input_noise`. Only positions whose whole receptive field lies inside
+the training crop are scored, so zero padding never stands in for real history.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from audiozoo import generation
+from audiozoo.audio.mulaw import (linear_dequantize, linear_quantize, mu_law_dequantize,
+                                  mu_law_quantize)
+from audiozoo.config import ConfigError
+from audiozoo.models import build_model
+from audiozoo.nn.mixture_logistics import discretized_mix_logistic_nll
+from audiozoo.tasks.base import SupervisedTask
+
+
+class WaveNetTask(SupervisedTask):
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = build_model(config.model)
+        self.global_key = config.task.global_cond
+        self._check_config()
+
+    def _check_config(self):
+        net, data = self.model, self.config.data
+        if data.segment_length <= net.receptive_field:
+            raise ConfigError(
+                f"data.segment_length={data.segment_length} must exceed the model's receptive "
+                f"field ({net.receptive_field} samples) so some positions are scored"
+            )
+        if bool(self.global_key) != (net.num_global_ids > 0):
+            raise ConfigError(
+                f"task.global_cond={self.global_key!r} and model.num_global_ids="
+                f"{net.num_global_ids} disagree: set both (e.g. 'family' and the number of "
+                f"families) or neither"
+            )
+        if net.uses_local:
+            raise ConfigError("the WaveNet task has no local-conditioning features to feed yet; "
+                              "set model.local_channels=0")
+
+    # ---- codes ----------------------------------------------------------------------
+    def quantize(self, audio):
+        if self.model.output == "softmax":
+            return mu_law_quantize(audio, self.model.num_classes)
+        return linear_quantize(audio, self.model.num_classes)
+
+    def dequantize(self, codes):
+        if self.model.output == "softmax":
+            return mu_law_dequantize(codes, self.model.num_classes)
+        return linear_dequantize(codes, self.model.num_classes)
+
+    def global_cond(self, batch):
+        return batch[self.global_key] if self.global_key else None
+
+    def dummy_batch(self, batch_size):
+        batch = {"audio": jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32)}
+        if self.global_key:
+            batch[self.global_key] = jnp.zeros((batch_size,), jnp.int32)
+        return batch
+
+    # ---- training -------------------------------------------------------------------
+    def init_variables(self, rng, batch):
+        codes = self.quantize(batch["audio"])[:, :-1]
+        return self.model.init(rng, codes, global_cond=self.global_cond(batch))
+
+    def loss(self, params, extra, batch, rng, train):
+        audio = batch["audio"]
+        inputs = audio
+        if train and self.config.task.input_noise > 0:
+            noise = self.config.task.input_noise * jax.random.normal(rng, audio.shape)
+            inputs = jnp.clip(audio + noise, -1.0, 1.0)
+        inputs = self.quantize(inputs)[:, :-1]
+        targets = self.quantize(audio)[:, 1:]
+        logits = self.model.apply({"params": params, **extra}, inputs,
+                                  global_cond=self.global_cond(batch))
+        offset = self.model.receptive_field - 1
+        logits, targets = logits[:, offset:], targets[:, offset:]
+        nll, metrics = self._nll(logits, targets)
+        loss = jnp.mean(nll)
+        metrics = dict(metrics, loss=loss, bits_per_sample=loss / math.log(2.0))
+        return loss, (metrics, extra)
+
+    def _nll(self, logits, targets):
+        if self.model.output == "softmax":
+            nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            accuracy = jnp.mean(jnp.argmax(logits, -1) == targets)
+            return nll, {"accuracy": accuracy}
+        nll = discretized_mix_logistic_nll(logits, linear_dequantize(targets, self.model.num_classes),
+                                           num_classes=self.model.num_classes)
+        return nll, {}
+
+    # ---- sampling -------------------------------------------------------------------
+    def generate(self, params, rng, num_samples: int, *, batch_size: int = 1, global_cond=None,
+                 temperature: float = 1.0, method: str = "random") -> np.ndarray:
+        """Audio float32 [batch, num_samples] in [-1, 1]."""
+        codes = generation.sample_naive(
+            self.model, {"params": params}, rng, num_samples, batch_size=batch_size,
+            temperature=temperature, method=method, global_cond=global_cond)
+        return np.asarray(self.dequantize(codes), np.float32)
+
+    def samples(self, state, rng):
+        num = self.config.task.num_samples
+        seconds = self.config.task.sample_seconds
+        if num <= 0 or seconds <= 0:
+            return {}
+        ids = None
+        if self.global_key:
+            ids = jnp.arange(num, dtype=jnp.int32) % self.model.num_global_ids
+        audio = self.generate(state.params, rng, int(seconds * self.sample_rate), batch_size=num,
+                              global_cond=ids)
+        names = [f"{self.global_key}{int(i)}" if ids is not None else f"clip{i}"
+                 for i in (ids if ids is not None else range(num))]
+        return {f"{j}_{name}": clip for j, (name, clip) in enumerate(zip(names, audio))}

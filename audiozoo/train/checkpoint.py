@@ -1,0 +1,109 @@
+"""Checkpoints with orbax `CheckpointManager`: train state, step, data position, config.
+
+Saves are atomic (orbax writes to a temporary directory and renames it when complete), so a
+run killed mid-save still has its previous checkpoint. Training resumes from the latest one by
+default; a workdir whose checkpoint came from an incompatible config is refused, never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from audiozoo.config import ConfigError
+
+# Config sections whose change makes an old checkpoint meaningless for the new run.
+STRUCTURAL_SECTIONS = ("model", "task")
+STRUCTURAL_KEYS = (("optim", "name"),)
+
+
+class IncompatibleCheckpointError(ConfigError):
+    pass
+
+
+class Checkpointer:
+    def __init__(self, workdir: str | Path, *, max_to_keep: int = 3):
+        self.directory = Path(workdir).absolute() / "checkpoints"
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state, *, data_position: dict, config_json: str) -> None:
+        meta = {"step": int(step), "data_position": data_position, "config": json.loads(config_json)}
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+        )
+
+    def restore_meta(self, step: int | None = None) -> dict:
+        step = self._latest_or(step)
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return restored["meta"]
+
+    def restore_state(self, abstract_state, step: int | None = None):
+        """Restores into the structure, shapes and shardings of `abstract_state`."""
+        step = self._latest_or(step)
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+        )
+        return restored["state"]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+    def _latest_or(self, step):
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {self.directory}; train first with `audiozoo train`"
+            )
+        return step
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Lines `key: saved -> current` for every structural field that differs."""
+    diffs = []
+    for section in STRUCTURAL_SECTIONS:
+        diffs += _dict_diffs(saved.get(section, {}), current.get(section, {}), section)
+    for section, key in STRUCTURAL_KEYS:
+        old, new = saved.get(section, {}).get(key), current.get(section, {}).get(key)
+        if old != new:
+            diffs.append(f"{section}.{key}: {old!r} -> {new!r}")
+    return diffs
+
+
+def _dict_diffs(old: dict, new: dict, prefix: str) -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _dict_diffs(a, b, f"{prefix}.{key}")
+        elif a != b:
+            diffs.append(f"{prefix}.{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def check_compatible(saved_config: dict, current_config: dict, directory: Path) -> None:
+    diffs = config_differences(saved_config, current_config)
+    if diffs:
+        raise IncompatibleCheckpointError(
+            f"the checkpoint in {directory} was made with a different config, so it cannot be "
+            f"resumed (nothing was overwritten):\n  " + "\n  ".join(diffs)
+            + "\nUse a new --workdir, or restore the config it was made with."
+        )
+
+
+def abstract(tree):
+    """Shape/dtype/sharding stand-ins for restoring without materialising a second copy."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)

@@ -1,0 +1,175 @@
+"""The generic training loop: data -> jitted, data-parallel train step -> metrics,
+evaluation, checkpoints, samples. Model-specific work happens in the task."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from audiozoo import config as config_lib
+from audiozoo.audio.io import write_audio
+from audiozoo.data import BatchLoader, make_dataset
+from audiozoo.tasks import build_task
+from audiozoo.train import mesh as mesh_lib
+from audiozoo.train.checkpoint import Checkpointer, abstract, check_compatible
+from audiozoo.train.metrics import MetricWriter, plot_loss_curve
+
+CONFIG_FILE = "config.json"
+
+
+class TrainingDivergedError(RuntimeError):
+    pass
+
+
+def load_workdir_config(workdir: str | Path):
+    path = Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {workdir} a workdir made by `audiozoo train`?")
+    return config_lib.from_json(path.read_text())
+
+
+class Trainer:
+    """Holds what one run needs; `run()` trains to config.train.num_steps."""
+
+    def __init__(self, config, workdir: str | Path):
+        self.config = config
+        self.workdir = Path(workdir)
+        self.is_main = jax.process_index() == 0
+        self.task = build_task(config)
+        mesh_lib.check_batch_size(config.train.batch_size)
+        self.mesh = mesh_lib.make_mesh()
+        self.train_loader = self._loader("train", config.data.seed)
+        # No eval split is needed (or read) when the run never evaluates.
+        self.eval_loader = self._loader("eval", config.data.seed + 1) if config.train.eval_every else None
+        self.checkpointer = Checkpointer(self.workdir, max_to_keep=config.train.keep_checkpoints)
+        self.writer = MetricWriter(self.workdir, enabled=self.is_main)
+        self.rng = jax.random.key(config.seed)
+        self._compile()
+
+    def _loader(self, split: str, seed: int) -> BatchLoader:
+        dataset = make_dataset(self.config.data, split)
+        return BatchLoader(dataset, global_batch_size=self.config.train.batch_size, seed=seed,
+                           process_index=jax.process_index(), process_count=jax.process_count())
+
+    def _compile(self):
+        replicated = mesh_lib.replicated(self.mesh)
+        self._init = jax.jit(self.task.init_state, out_shardings=replicated)
+        self._train_step = jax.jit(self.task.train_step, out_shardings=replicated, donate_argnums=0)
+        self._eval_step = jax.jit(self.task.eval_step, out_shardings=replicated)
+
+    def batch(self, host_batch):
+        return mesh_lib.global_batch(self.mesh, host_batch)
+
+    # ---- state --------------------------------------------------------------------
+    def initial_state(self):
+        """Fresh state, or the latest checkpoint's when the workdir has one."""
+        init_rng = jax.random.fold_in(self.rng, -1 & 0x7FFFFFFF)
+        state = self._init(init_rng, self.batch(self.train_loader.host_batch(0)))
+        latest = self.checkpointer.latest_step()
+        if latest is None:
+            return state, 0
+        meta = self.checkpointer.restore_meta(latest)
+        check_compatible(meta["config"], json.loads(config_lib.to_json(self.config)),
+                         self.checkpointer.directory)
+        return self.checkpointer.restore_state(abstract(state), latest), latest
+
+    def save(self, step: int, state) -> None:
+        epoch, offset = self.train_loader.position(step)
+        self.checkpointer.save(step, state, config_json=config_lib.to_json(self.config),
+                               data_position={"step": step, "epoch": epoch, "offset": offset})
+
+    # ---- loop ---------------------------------------------------------------------
+    def run(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        state, start = self.initial_state()
+        if self.is_main:
+            _write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
+        self.writer.drop_after(start)
+        train = self.config.train
+        pending = []
+        bar = tqdm(total=train.num_steps, initial=start, disable=not self.is_main, desc="train")
+        batches = self.train_loader.iterate(start, train.num_steps)
+        try:
+            for step, host_batch in zip(range(start, train.num_steps), batches):
+                rng = jax.random.fold_in(self.rng, step)
+                state, metrics = self._train_step(state, self.batch(host_batch), rng)
+                pending.append(metrics)
+                done = step + 1
+                last = done == train.num_steps
+                if done % train.log_every == 0 or done % train.checkpoint_every == 0 or last:
+                    summary = self._flush(done, pending)
+                    pending = []
+                    bar.set_postfix(loss=f"{summary['loss']:.4f}")
+                if train.eval_every and (done % train.eval_every == 0 or last):
+                    self.evaluate(state, done)
+                if done % train.checkpoint_every == 0 or last:
+                    self.save(done, state)
+                if train.sample_every and done % train.sample_every == 0 and not last:
+                    self.write_samples(state, done)
+                bar.update(1)
+        finally:
+            batches.close()
+            bar.close()
+            self.checkpointer.wait()
+        if start < train.num_steps:
+            self.write_samples(state, train.num_steps)
+        self.plot()
+        return state
+
+    def _flush(self, step: int, pending: list) -> dict:
+        """Averages the metrics since the last flush; stops on NaN/Inf before anything of
+        this stretch can be checkpointed."""
+        stacked = jax.device_get(pending)
+        summary = {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+        if summary.pop("finite") < 1.0:
+            bad = step - len(pending) + next(i for i, m in enumerate(stacked) if m["finite"] < 1)
+            raise TrainingDivergedError(
+                f"loss or update became NaN/Inf at step {bad + 1}; the step was not applied and "
+                f"the last good checkpoint in {self.checkpointer.directory} is kept. Lower "
+                f"--config.optim.learning_rate, tighten --config.optim.grad_clip_norm, or add "
+                f"--config.task.input_noise, then rerun: training resumes from that checkpoint."
+            )
+        self.writer.write(step, "train", summary)
+        return summary
+
+    def evaluate(self, state, step: int) -> dict:
+        metrics = []
+        for i in range(self.config.train.num_eval_batches):
+            batch = self.batch(self.eval_loader.host_batch(i))
+            metrics.append(self._eval_step(state, batch, jax.random.fold_in(self.rng, -2 & 0x7FFFFFFF)))
+        metrics = jax.device_get(metrics)
+        summary = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+        self.writer.write(step, "eval", summary)
+        return summary
+
+    def write_samples(self, state, step: int) -> list[Path]:
+        clips = self.task.samples(state, jax.random.fold_in(self.rng, step))
+        if not self.is_main:
+            return []
+        paths = []
+        for name, audio in clips.items():
+            path = self.workdir / "samples" / f"step{step:07d}_{name}.wav"
+            write_audio(path, audio, self.task.sample_rate)
+            paths.append(path)
+        return paths
+
+    def plot(self) -> None:
+        records = self.writer.read()
+        if self.is_main and records:
+            plot_loss_curve(records, self.workdir / "loss.png")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train(config, workdir):
+    """Trains (resuming from the workdir's latest checkpoint) and returns the final state."""
+    return Trainer(config, workdir).run()

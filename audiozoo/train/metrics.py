@@ -1,0 +1,80 @@
+"""Metric writers: a JSONL log in the workdir, and a loss-curve PNG drawn from it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class MetricWriter:
+    """Appends {"step", "split", ...metrics} lines to workdir/metrics.jsonl.
+
+    Only the main process writes, so a multi-host run has one log.
+    """
+
+    def __init__(self, workdir: str | Path, *, enabled: bool = True):
+        self.path = Path(workdir) / "metrics.jsonl"
+        self.enabled = enabled
+
+    def write(self, step: int, split: str, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), "split": split}
+        record.update({k: _plain(v) for k, v in metrics.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def drop_after(self, step: int) -> None:
+        """A resumed run repeats the steps after its checkpoint: forget their old lines."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in read_jsonl(self.path) if line["step"] <= step]
+        _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def read(self) -> list[dict]:
+        return read_jsonl(self.path) if self.path.exists() else []
+
+
+def _plain(value):
+    value = np.asarray(value).item() if np.ndim(value) == 0 else np.asarray(value).tolist()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def plot_loss_curve(records: list[dict], out_path: str | Path, key: str = "loss") -> None:
+    """Train and eval `key` against step, to a PNG written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for split in sorted({r["split"] for r in records}):
+        points = [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=split, marker="." if split != "train" else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_path)

@@ -1,0 +1,178 @@
+"""The generic trainer: learning, resume after a kill, data parallelism, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiozoo.config import ConfigError, apply_overrides
+from audiozoo.data import DataError
+from audiozoo.train.checkpoint import IncompatibleCheckpointError
+from audiozoo.train.loop import Trainer, TrainingDivergedError, train
+from helpers import params_after, tiny_config
+
+TESTS = os.path.dirname(__file__)
+
+
+def _run_python(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=TESTS, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_tiny_training_loss_drops(tmp_path):
+    config = tiny_config(num_steps=300)
+    config.model.update(residual_channels=16, gate_channels=32, skip_channels=32)
+    config.optim.learning_rate = 1e-2
+    config.train.update(log_every=20, checkpoint_every=300, eval_every=300)
+    train(config, tmp_path)
+    records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    train_losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert train_losses[0] > 4.5  # about ln(256) = 5.55 at the start
+    assert train_losses[-1] < 0.75 * train_losses[0]
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    assert any(r["split"] == "eval" for r in records)
+
+
+def test_samples_are_written(tmp_path):
+    config = tiny_config(num_steps=2)
+    config.task.update(num_samples=2, sample_seconds=0.01)
+    train(config, tmp_path)
+    wavs = sorted((tmp_path / "samples").glob("*.wav"))
+    assert [w.name for w in wavs] == ["step0000002_0_family0.wav", "step0000002_1_family1.wav"]
+    audio, rate = sf.read(wavs[0])
+    assert rate == 16000 and len(audio) == 160
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
+    uninterrupted = params_after(tiny_config(num_steps=6), tmp_path / "a")
+    # Kill the process hard (no cleanup) right after the step-4 checkpoint is on disk.
+    killed = _run_python(f"""
+        import os
+        from audiozoo.train import checkpoint
+        from helpers import tiny_config, params_after
+        save = checkpoint.Checkpointer.save
+        def save_then_die(self, step, *a, **k):
+            save(self, step, *a, **k)
+            if step == 4:
+                self.wait()
+                os._exit(9)
+        checkpoint.Checkpointer.save = save_then_die
+        params_after(tiny_config(num_steps=6), {str(tmp_path / 'b')!r})
+    """)
+    assert killed.returncode == 9, killed.stderr
+    lines = [json.loads(l) for l in open(tmp_path / "b" / "metrics.jsonl")]
+    assert max(r["step"] for r in lines) == 4
+    resumed = params_after(tiny_config(num_steps=6), tmp_path / "b")
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_array_equal(a, b)
+    lines = [json.loads(l) for l in open(tmp_path / "b" / "metrics.jsonl")]
+    assert [r["step"] for r in lines] == [2, 4, 6]
+
+
+def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
+    code = f"""
+        import json, jax, numpy as np
+        from helpers import tiny_config, params_after
+        assert jax.device_count() == {{n}}
+        leaves = params_after(tiny_config(num_steps=2), {str(tmp_path)!r} + '/d{{n}}')
+        np.savez({str(tmp_path)!r} + '/d{{n}}.npz', *leaves)
+    """
+    for n in (1, 8):
+        env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
+        result = _run_python(code.format(n=n), env)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, eight = np.load(tmp_path / "d1.npz"), np.load(tmp_path / "d8.npz")
+    for key in one.files:
+        np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=1e-5)
+    losses = [[json.loads(l)["loss"] for l in open(tmp_path / f"d{n}" / "metrics.jsonl")]
+              for n in (1, 8)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config(num_steps=4)
+    train(config, tmp_path)
+    good = params_after(tiny_config(num_steps=4), tmp_path)  # already done: just restores
+    config = tiny_config(num_steps=8)
+    config.optim.learning_rate = float("inf")
+    with pytest.raises(TrainingDivergedError, match="NaN/Inf at step 5.*last good checkpoint"):
+        train(config, tmp_path)
+    trainer = Trainer(tiny_config(num_steps=8), tmp_path)
+    state, step = trainer.initial_state()
+    assert step == 4
+    for a, b in zip(good, jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_incompatible_checkpoint_is_refused_not_overwritten(tmp_path):
+    train(tiny_config(num_steps=2), tmp_path)
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    config = tiny_config(num_steps=4)
+    config.model.residual_channels = 12
+    with pytest.raises(IncompatibleCheckpointError, match=r"model.residual_channels: 8 -> 12"):
+        train(config, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_unknown_config_key_and_model_name(tmp_path):
+    config = tiny_config()
+    with pytest.raises(ConfigError, match="valid keys there: .*learning_rate"):
+        apply_overrides(config, [("optim.learnig_rate", "0.1")])
+    config.model.name = "wavenot"
+    with pytest.raises(ConfigError, match="valid names: wavenet"):
+        train(config, tmp_path)
+    config = tiny_config()
+    config.model.residual_chanels = 3
+    with pytest.raises(ConfigError, match="residual_chanels is not a field.*residual_channels"):
+        train(config, tmp_path)
+
+
+def test_batch_must_divide_over_devices(tmp_path, monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 3)
+    with pytest.raises(ValueError, match="multiple of the 3 devices"):
+        Trainer(tiny_config(), tmp_path)
+
+
+def _wav_config(root, **data):
+    config = tiny_config(num_steps=2)
+    config.data.update(dict(name="wav_folder", root=str(root), sample_rate=16000), **data)
+    return config
+
+
+def _write_wavs(root, count=10, rate=16000):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        tone = 0.3 * np.sin(np.arange(rate // 2) * 2 * np.pi * (200 + 20 * i) / rate)
+        sf.write(root / f"note{i}.wav", tone, rate)
+
+
+def test_trains_on_a_wav_folder(tmp_path):
+    _write_wavs(tmp_path / "wavs")
+    config = _wav_config(tmp_path / "wavs")
+    config.model.update(num_global_ids=0, global_channels=0)
+    config.task.global_cond = ""
+    config.train.batch_size = 4
+    train(config, tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_bad_data_errors_name_the_culprit(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        Trainer(_wav_config(tmp_path / "missing"), tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty"):
+        Trainer(_wav_config(tmp_path / "empty"), tmp_path / "run")
+    _write_wavs(tmp_path / "slow", rate=8000)
+    with pytest.raises(Exception, match=r"note0.wav.*8000"):
+        Trainer(_wav_config(tmp_path / "slow", resample=False), tmp_path / "run")
+    _write_wavs(tmp_path / "bad")
+    (tmp_path / "bad" / "broken.wav").write_bytes(os.urandom(500))
+    with pytest.raises(Exception, match="broken.wav"):
+        Trainer(_wav_config(tmp_path / "bad"), tmp_path / "run")
