@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"audiozoo: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("audiozoo: interrupted; finished training steps were checkpointed, rerun the "
+              "same command to resume", file=sys.stderr)
+        return 130
 
 
 def _train(args, overrides) -> int:

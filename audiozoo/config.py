@@ -99,7 +99,7 @@ def _parse_value(text: str, current, key: str):
     except (ValueError, SyntaxError):
         if isinstance(current, (int, float, bool, tuple, list)):
             raise ConfigError(
-                f"--config.{key}={text}: expected a {type(current).__name__} like {current!r}"
+                f"--config.{key}={text}: expected a value of type {type(current).__name__}, like {current!r}"
             ) from None
         return text
     if isinstance(current, bool) and not isinstance(value, bool):

@@ -91,7 +91,7 @@ class Trainer:
             _write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
         self.writer.drop_after(start)
         train = self.config.train
-        pending = []
+        pending, done, saved = [], start, start
         bar = tqdm(total=train.num_steps, initial=start, disable=not self.is_main, desc="train")
         batches = self.train_loader.iterate(start, train.num_steps)
         try:
@@ -101,17 +101,25 @@ class Trainer:
                 pending.append(metrics)
                 done = step + 1
                 last = done == train.num_steps
-                if done % train.log_every == 0 or done % train.checkpoint_every == 0 or last:
+                if _every(done, train.log_every, train.checkpoint_every) or last:
                     summary = self._flush(done, pending)
                     pending = []
                     bar.set_postfix(loss=f"{summary['loss']:.4f}")
-                if train.eval_every and (done % train.eval_every == 0 or last):
+                if train.eval_every and (_every(done, train.eval_every) or last):
                     self.evaluate(state, done)
-                if done % train.checkpoint_every == 0 or last:
+                if _every(done, train.checkpoint_every) or last:
                     self.save(done, state)
-                if train.sample_every and done % train.sample_every == 0 and not last:
+                    saved = done
+                if _every(done, train.sample_every) and not last:
                     self.write_samples(state, done)
                 bar.update(1)
+        except KeyboardInterrupt:
+            # Ctrl-C keeps the finished steps: save them, so rerunning the command resumes here.
+            if done > saved:
+                if pending:
+                    self._flush(done, pending)
+                self.save(done, state)
+            raise
         finally:
             batches.close()
             bar.close()
@@ -162,6 +170,11 @@ class Trainer:
         records = self.writer.read()
         if self.is_main and records:
             plot_loss_curve(records, self.workdir / "loss.png")
+
+
+def _every(step: int, *periods: int) -> bool:
+    """Whether step is a multiple of any of the (positive) periods; 0 means never."""
+    return any(p and step % p == 0 for p in periods)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

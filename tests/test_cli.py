@@ -1,0 +1,39 @@
+"""The `audiozoo` command line: train with overrides, generate, and clear failures."""
+
+import soundfile as sf
+
+from audiozoo.cli import main
+
+TINY = [
+    "--config.train.num_steps=2", "--config.train.batch_size=4", "--config.train.log_every=1",
+    "--config.train.checkpoint_every=2", "--config.train.eval_every=0",
+    "--config.data.num_train=16", "--config.data.segment_length=200",
+    "--config.model.num_layers=2", "--config.model.residual_channels=4",
+    "--config.model.gate_channels=8", "--config.model.skip_channels=4",
+    "--config.task.num_samples=0",
+]
+
+
+def test_train_then_generate(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir)] + TINY) == 0
+    assert (workdir / "checkpoints").is_dir() and (workdir / "config.json").exists()
+    out = tmp_path / "gen.wav"
+    assert main(["generate", "--workdir", str(workdir), "--seconds", "0.01", "--out", str(out),
+                 "--batch", "2", "--global-id", "3"]) == 0
+    for name in ("gen_0.wav", "gen_1.wav"):
+        audio, rate = sf.read(tmp_path / name)
+        assert rate == 16000 and audio.shape == (160,)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_errors_exit_2_with_a_message(tmp_path, capsys):
+    args = ["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(tmp_path)]
+    assert main(args + ["--config.train.nm_steps=3"]) == 2
+    assert "valid keys there" in capsys.readouterr().err
+    assert main(args + ["--config.model.name=resnet"]) == 2
+    assert "valid names: wavenet" in capsys.readouterr().err
+    assert main(["generate", "--workdir", str(tmp_path / "none"), "--seconds", "1",
+                 "--out", str(tmp_path / "x.wav")]) == 2
+    assert "audiozoo train" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
