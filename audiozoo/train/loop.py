@@ -48,7 +48,10 @@ class Trainer:
         self.eval_loader = self._loader("eval", config.data.seed + 1) if config.train.eval_every else None
         self.checkpointer = Checkpointer(self.workdir, max_to_keep=config.train.keep_checkpoints)
         self.writer = MetricWriter(self.workdir, enabled=self.is_main)
-        self.rng = jax.random.key(config.seed)
+        # Independent streams; each step's key is fold_in(step_key, step), a pure function
+        # of the step, so resumed runs draw what uninterrupted ones would.
+        self.init_key, self.step_key, self.eval_key, self.sample_key = jax.random.split(
+            jax.random.key(config.seed), 4)
         self._compile()
 
     def _loader(self, split: str, seed: int) -> BatchLoader:
@@ -68,8 +71,7 @@ class Trainer:
     # ---- state --------------------------------------------------------------------
     def initial_state(self):
         """Fresh state, or the latest checkpoint's when the workdir has one."""
-        init_rng = jax.random.fold_in(self.rng, -1 & 0x7FFFFFFF)
-        state = self._init(init_rng, self.batch(self.train_loader.host_batch(0)))
+        state = self._init(self.init_key, self.batch(self.train_loader.host_batch(0)))
         latest = self.checkpointer.latest_step()
         if latest is None:
             return state, 0
@@ -96,7 +98,7 @@ class Trainer:
         batches = self.train_loader.iterate(start, train.num_steps)
         try:
             for step, host_batch in zip(range(start, train.num_steps), batches):
-                rng = jax.random.fold_in(self.rng, step)
+                rng = jax.random.fold_in(self.step_key, step)
                 state, metrics = self._train_step(state, self.batch(host_batch), rng)
                 pending.append(metrics)
                 done = step + 1
@@ -149,14 +151,14 @@ class Trainer:
         metrics = []
         for i in range(self.config.train.num_eval_batches):
             batch = self.batch(self.eval_loader.host_batch(i))
-            metrics.append(self._eval_step(state, batch, jax.random.fold_in(self.rng, -2 & 0x7FFFFFFF)))
+            metrics.append(self._eval_step(state, batch, self.eval_key))
         metrics = jax.device_get(metrics)
         summary = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
         self.writer.write(step, "eval", summary)
         return summary
 
     def write_samples(self, state, step: int) -> list[Path]:
-        clips = self.task.samples(state, jax.random.fold_in(self.rng, step))
+        clips = self.task.samples(state, jax.random.fold_in(self.sample_key, step))
         if not self.is_main:
             return []
         paths = []
