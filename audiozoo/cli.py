@@ -20,6 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--workdir", required=True, help="checkpoints, metrics, samples go here")
     train.add_argument("--distributed", action="store_true",
                        help="multi-host: call jax.distributed.initialize() first")
+    train.add_argument("--coordinator", default=None,
+                       help="with --distributed: process 0's host:port (auto-detected on "
+                       "TPU pods and SLURM)")
+    train.add_argument("--num-processes", type=int, default=None)
+    train.add_argument("--process-id", type=int, default=None)
 
     gen = verbs.add_parser("generate", help="sample audio from a trained workdir")
     gen.add_argument("--workdir", required=True)
@@ -60,7 +65,7 @@ def _train(args, overrides) -> int:
     if args.distributed:
         from audiozoo.train.mesh import initialize_distributed
 
-        initialize_distributed()
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     from audiozoo.train.loop import train
 
     config = apply_overrides(load_config(args.config), overrides)

@@ -112,6 +112,44 @@ def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_hosts_equal_one_process(tmp_path):
+    """Two processes (2 CPU devices each) through jax.distributed, each feeding its own half of
+    every batch, end with the parameters of a single-process run."""
+    port = _free_port()
+    code = f"""
+        import sys
+        from audiozoo.train.mesh import initialize_distributed
+        initialize_distributed("127.0.0.1:{port}", 2, int(sys.argv[1]))
+        import jax, numpy as np
+        from helpers import tiny_config, params_after
+        assert jax.process_count() == 2 and jax.device_count() == 4
+        leaves = params_after(tiny_config(num_steps=4), {str(tmp_path / 'multi')!r})
+        if jax.process_index() == 0:
+            np.savez({str(tmp_path / 'multi.npz')!r}, *leaves)
+    """
+    env = dict(os.environ, PYTHONPATH=TESTS, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outputs)
+    single = params_after(tiny_config(num_steps=4), tmp_path / "single")
+    multi = np.load(tmp_path / "multi.npz")
+    for a, key in zip(single, multi.files):
+        np.testing.assert_allclose(a, multi[key], rtol=1e-4, atol=1e-6)
+    lines = [json.loads(l) for l in open(tmp_path / "multi" / "metrics.jsonl")]
+    assert [r["step"] for r in lines] == [2, 4]  # one log, written by process 0 only
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     config = tiny_config(num_steps=4)
     train(config, tmp_path)

@@ -15,11 +15,15 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def initialize_distributed() -> None:
-    """Multi-host start-up: the coordinator address and process ids come from the cluster
-    environment (TPU pods, SLURM, or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-    JAX_PROCESS_ID variables)."""
-    jax.distributed.initialize()
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Multi-host start-up, before any other JAX call. On TPU pods, SLURM, Open MPI and
+    Kubernetes JobSets the arguments are detected from the environment; elsewhere pass all
+    three (the coordinator is process 0's host:port). Multi-process CPU runs (tests, CPU
+    clusters) need the gloo collectives, which are switched on here."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def make_mesh() -> jax.sharding.Mesh:
