@@ -89,9 +89,12 @@ def _generate(args, overrides) -> int:
     params = _restore_params(task, args.workdir)
     global_cond = None
     if task.model.uses_global:
-        if args.global_id is None:
-            args.global_id = 0
-        global_cond = jnp.full((args.batch,), args.global_id, jnp.int32)
+        gid, num_ids = args.global_id or 0, task.model.num_global_ids
+        if not 0 <= gid < num_ids:
+            raise ValueError(f"--global-id={gid} is outside the model's ids 0..{num_ids - 1}")
+        global_cond = jnp.full((args.batch,), gid, jnp.int32)
+    elif args.global_id is not None:
+        raise ValueError(f"--global-id given, but the model in {args.workdir} is not globally conditioned")
     audio = task.generate(params, jax.random.key(args.seed), int(args.seconds * task.sample_rate),
                           batch_size=args.batch, global_cond=global_cond,
                           temperature=args.temperature, method=args.method)

@@ -37,3 +37,16 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
                  "--out", str(tmp_path / "x.wav")]) == 2
     assert "audiozoo train" in capsys.readouterr().err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_generate_rejects_bad_arguments(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir)] + TINY) == 0
+    base = ["generate", "--workdir", str(workdir), "--out", str(tmp_path / "x.wav")]
+    assert main(base + ["--seconds", "0.01", "--global-id", "9"]) == 2
+    assert "outside the model's ids 0..4" in capsys.readouterr().err
+    assert main(base + ["--seconds", "-1"]) == 2
+    assert "must be > 0" in capsys.readouterr().err
+    assert main(base + ["--seconds", "0.01", "--method", "beam"]) == 2
+    assert "not one of" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()

@@ -4,7 +4,6 @@ evaluation, checkpoints, samples. Model-specific work happens in the task."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jax
@@ -17,7 +16,7 @@ from audiozoo.data import BatchLoader, make_dataset
 from audiozoo.tasks import build_task
 from audiozoo.train import mesh as mesh_lib
 from audiozoo.train.checkpoint import Checkpointer, abstract, check_compatible
-from audiozoo.train.metrics import MetricWriter, plot_loss_curve
+from audiozoo.train.metrics import MetricWriter, plot_loss_curve, write_text_atomic
 
 CONFIG_FILE = "config.json"
 
@@ -90,7 +89,7 @@ class Trainer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         state, start = self.initial_state()
         if self.is_main:
-            _write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
+            write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
         self.writer.drop_after(start)
         train = self.config.train
         pending, done, saved = [], start, start
@@ -177,12 +176,6 @@ class Trainer:
 def _every(step: int, *periods: int) -> bool:
     """Whether step is a multiple of any of the (positive) periods; 0 means never."""
     return any(p and step % p == 0 for p in periods)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def train(config, workdir):

@@ -33,7 +33,7 @@ class MetricWriter:
         if not self.enabled or not self.path.exists():
             return
         kept = [line for line in read_jsonl(self.path) if line["step"] <= step]
-        _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def read(self) -> list[dict]:
         return read_jsonl(self.path) if self.path.exists() else []
@@ -49,7 +49,8 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of it."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
