@@ -10,7 +10,7 @@ import numpy as np
 import optax
 
 from audiozoo.train.optim import make_optimizer
-from audiozoo.train.state import TrainState, all_finite
+from audiozoo.train.state import TrainState, all_finite, tree_select
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -77,7 +77,7 @@ class SupervisedTask(Task):
                                   opt_state=opt_state, extra=extra)
         finite = all_finite(loss, updates)
         # A non-finite step is not applied: the trainer stops and the state stays good.
-        new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+        new_state = tree_select(finite, new_state, state)
         metrics = dict(metrics, grad_norm=optax.global_norm(grads), finite=finite.astype(jnp.float32))
         return new_state, metrics
 
