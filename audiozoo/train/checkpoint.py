@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jax
 import orbax.checkpoint as ocp
 
 from audiozoo.config import ConfigError
@@ -103,7 +102,3 @@ def check_compatible(saved_config: dict, current_config: dict, directory: Path) 
             + "\nUse a new --workdir, or restore the config it was made with."
         )
 
-
-def abstract(tree):
-    """Shape/dtype/sharding stand-ins for restoring without materialising a second copy."""
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)

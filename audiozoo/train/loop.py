@@ -15,7 +15,7 @@ from audiozoo.audio.io import write_audio
 from audiozoo.data import BatchLoader, make_dataset
 from audiozoo.tasks import build_task
 from audiozoo.train import mesh as mesh_lib
-from audiozoo.train.checkpoint import Checkpointer, abstract, check_compatible
+from audiozoo.train.checkpoint import Checkpointer, check_compatible
 from audiozoo.train.metrics import MetricWriter, plot_loss_curve, write_text_atomic
 
 CONFIG_FILE = "config.json"
@@ -70,14 +70,16 @@ class Trainer:
     # ---- state --------------------------------------------------------------------
     def initial_state(self):
         """Fresh state, or the latest checkpoint's when the workdir has one."""
-        state = self._init(self.init_key, self.batch(self.train_loader.host_batch(0)))
+        batch = self.batch(self.train_loader.host_batch(0))
         latest = self.checkpointer.latest_step()
         if latest is None:
-            return state, 0
+            return self._init(self.init_key, batch), 0
         meta = self.checkpointer.restore_meta(latest)
         check_compatible(meta["config"], json.loads(config_lib.to_json(self.config)),
                          self.checkpointer.directory)
-        return self.checkpointer.restore_state(abstract(state), latest), latest
+        # Shapes and shardings only: the restored state is the one copy in memory.
+        shapes = jax.eval_shape(self._init, self.init_key, batch)
+        return self.checkpointer.restore_state(shapes, latest), latest
 
     def save(self, step: int, state) -> None:
         epoch, offset = self.train_loader.position(step)
