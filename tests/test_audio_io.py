@@ -266,3 +266,12 @@ def test_stream_writer_checks_chunks(tmp_path):
     assert audio_info(path).frames == 10
     with pytest.raises(AudioError, match="not open"):
         w.write(np.zeros(4, np.float32))
+
+
+def test_read_refuses_nan_samples(tmp_path):
+    path = tmp_path / "nan.wav"
+    data = np.zeros(100, np.float32)
+    data[50] = np.nan
+    sf.write(path, data, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav.*NaN or Inf"):
+        read_audio(path)

@@ -104,6 +104,12 @@ def read_audio(
             f"audio file {path!r} is empty (0 frames); remove it from the dataset or "
             "re-export it."
         )
+    if not np.all(np.isfinite(audio)):
+        # Only float files can hold these; one NaN would poison every loss it touches.
+        raise AudioError(
+            f"audio file {path!r} contains NaN or Inf samples; re-export it or remove it "
+            "from the dataset."
+        )
     if mono:
         audio = audio.mean(axis=1)
     if sample_rate is not None and int(sample_rate) != int(file_rate):
