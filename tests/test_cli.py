@@ -32,7 +32,7 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert main(args + ["--config.train.nm_steps=3"]) == 2
     assert "valid keys there" in capsys.readouterr().err
     assert main(args + ["--config.model.name=resnet"]) == 2
-    assert "valid names: wavenet" in capsys.readouterr().err
+    assert "wavenet" in capsys.readouterr().err.split("valid names:")[1]
     assert main(["generate", "--workdir", str(tmp_path / "none"), "--seconds", "1",
                  "--out", str(tmp_path / "x.wav")]) == 2
     assert "audiozoo train" in capsys.readouterr().err

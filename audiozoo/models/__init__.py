@@ -3,36 +3,53 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 
 from audiozoo.config import ConfigError
 
-
-def _registry() -> dict:
-    # Imported lazily so `import audiozoo.models` stays cheap for the CLI.
-    from audiozoo.models.wavenet import WaveNet
-
-    return {"wavenet": WaveNet}
+# model.name -> "module:attribute"; modules import on first use so the CLI starts quickly.
+MODELS = {
+    "wavenet": "wavenet:WaveNet",
+    "alexnet": "alexnet:AlexNet",
+    "vgg11": "vgg:VGG11",
+    "vgg16": "vgg:VGG16",
+    "inception_v1": "inception:InceptionV1",
+    "resnet18": "resnet:ResNet18",
+    "resnet50": "resnet:ResNet50",
+    "densenet121": "densenet:DenseNet121",
+    "squeezenet1_1": "squeezenet:SqueezeNet1_1",
+    "cnn14": "cnn14:Cnn14",
+    "sincnet": "sincnet:SincNet",
+    "ast": "ast:AST",
+    "wav2vec2": "wav2vec2:Wav2Vec2",
+    "wav2vec2_classifier": "wav2vec2:Wav2Vec2Classifier",
+}
 
 
 def model_names() -> list[str]:
-    return sorted(_registry())
+    return sorted(MODELS)
+
+
+def model_class(name: str):
+    """The class (or `functools.partial` variant) registered under `name`."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model.name={name!r}; valid names: {', '.join(model_names())}")
+    module, attr = MODELS[name].split(":")
+    return getattr(importlib.import_module(f"audiozoo.models.{module}"), attr)
 
 
 def build_model(model_config):
     """`model_config.name` picks the family; every other key is a constructor field."""
     fields = dict(model_config)
-    name = fields.pop("name", None)
-    registry = _registry()
-    if name not in registry:
-        raise ConfigError(
-            f"unknown model.name={name!r}; valid names: {', '.join(sorted(registry))}"
-        )
-    cls = registry[name]
-    valid = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+    cls = model_class(fields.pop("name", None))
+    # Variants are partials of a family class (ResNet50 = partial(ResNet, ...)).
+    base = cls.func if isinstance(cls, functools.partial) else cls
+    valid = {f.name for f in dataclasses.fields(base)} - {"parent", "name"}
     unknown = sorted(set(fields) - valid)
     if unknown:
         raise ConfigError(
-            f"model.{unknown[0]} is not a field of {cls.__name__}; valid fields: "
+            f"model.{unknown[0]} is not a field of {base.__name__}; valid fields: "
             f"{', '.join(sorted(valid))}"
         )
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})

@@ -7,18 +7,21 @@ audio samples; the trainer calls nothing else. `build_task(config)` picks the ta
 
 from __future__ import annotations
 
+import importlib
+
 from audiozoo.config import ConfigError
 
-
-def _registry() -> dict:
-    from audiozoo.tasks.wavenet import WaveNetTask
-
-    return {"wavenet": WaveNetTask}
+# task.name -> "module:class", imported on first use.
+TASKS = {
+    "wavenet": "wavenet:WaveNetTask",
+    "classify": "classify:ClassifyTask",
+    "wav2vec2_pretrain": "wav2vec2_pretrain:Wav2Vec2PretrainTask",
+}
 
 
 def build_task(config):
-    registry = _registry()
     name = config.task.name
-    if name not in registry:
-        raise ConfigError(f"unknown task.name={name!r}; valid names: {', '.join(sorted(registry))}")
-    return registry[name](config)
+    if name not in TASKS:
+        raise ConfigError(f"unknown task.name={name!r}; valid names: {', '.join(sorted(TASKS))}")
+    module, attr = TASKS[name].split(":")
+    return getattr(importlib.import_module(f"audiozoo.tasks.{module}"), attr)(config)
