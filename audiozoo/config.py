@@ -140,9 +140,13 @@ def base_config() -> ml_collections.ConfigDict:
         # synthetic
         "num_train": 4096, "num_eval": 256, "pitch_range": (36, 84),
         "families": ("sine", "square", "saw", "pluck", "bell"),
-        # wav_folder
-        "root": "", "eval_root": "", "eval_fraction": 0.1, "labels": False,
+        # wav_folder (and csv)
+        "root": "", "eval_root": "", "eval_fraction": 0.1, "eval_list": "", "labels": False,
         "skip_bad": False, "resample": True,
+        # csv (ESC-50 layout)
+        "csv_path": "meta/esc50.csv", "audio_dir": "audio", "file_column": "filename",
+        "label_column": "category", "fold_column": "fold", "eval_folds": (5,),
+        "multi_label": False, "label_separator": ";",
     })
     c.optim = ml_collections.ConfigDict({
         "name": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup_steps": 0,

@@ -6,17 +6,22 @@
   download. The eval split uses ``seed + 1``, so it holds different notes.
 * ``wav_folder``: fixed-length crops of the audio files under ``root``. The eval
   split is ``eval_root`` if set, else the last ``eval_fraction`` of the sorted
-  files (per class folder with ``labels=True``); train then gets the rest.
+  files (per class folder with ``labels=True``), or the files named in
+  ``eval_list`` (Speech Commands' testing_list.txt); train then gets the rest.
+  In label mode, folders starting with "_" are not classes and are left out.
+* ``csv``: files and labels from a metadata table, folds for the split (ESC-50).
 
 ``BatchLoader`` turns a dataset into deterministic, resumable, per-host batches.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from audiozoo.data.base import DataError, Dataset
+from audiozoo.data.labelled import LabelledAudio, labelled_split, read_table
 from audiozoo.data.loader import BatchLoader
 from audiozoo.data.synthetic import FAMILY_NAMES, SyntheticNotes
 from audiozoo.data.wav_folder import DEFAULT_EXTENSIONS, WavFolder, class_of, list_audio_files, split_files
@@ -26,6 +31,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "FAMILY_NAMES",
+    "LabelledAudio",
     "SyntheticNotes",
     "WavFolder",
     "make_dataset",
@@ -71,11 +77,17 @@ def _wav_folder(cfg: Any, split: str) -> WavFolder:
     if not root:
         raise DataError("config.data.root is empty; set --config.data.root=/path/to/audio")
     train_files = list_audio_files(root, extensions)
+    if labels:
+        # Folders starting with "_" are not classes (Speech Commands' _background_noise_).
+        train_files = [f for f in train_files if not class_of(f, root).startswith("_")]
     # Label ids come from the training folder so that both splits number classes alike.
     classes = sorted({class_of(f, root) for f in train_files}) if labels else None
+    eval_list = _field(cfg, "eval_list", "")
     if eval_root:
         files = train_files if split == "train" else None
         folder = root if split == "train" else eval_root
+    elif eval_list:
+        files, folder = _listed_split(train_files, root, eval_list, split), root
     else:
         parts = split_files(train_files, root, _field(cfg, "eval_fraction"), labels=labels)
         files = parts[0] if split == "train" else parts[1]
@@ -94,7 +106,41 @@ def _wav_folder(cfg: Any, split: str) -> WavFolder:
     )
 
 
-_BUILDERS = {"synthetic": _synthetic, "wav_folder": _wav_folder}
+def _listed_split(files: list[str], root: str, eval_list: str, split: str) -> list[str]:
+    """Eval = the files a list names (paths relative to root, one per line: Speech Commands'
+    testing_list.txt); train = all the others."""
+    path = os.path.join(root, eval_list)
+    if not os.path.isfile(path):
+        raise DataError(f"eval list {path!r} does not exist; set --config.data.eval_list "
+                        "(relative to data.root) or leave it empty")
+    with open(path) as f:
+        listed = {os.path.normpath(line.strip()) for line in f if line.strip()}
+    chosen = [f for f in files if (os.path.normpath(os.path.relpath(f, root)) in listed) == (split == "eval")]
+    if not chosen:
+        raise DataError(f"the {split} split is empty: {path!r} lists "
+                        f"{'none' if split == 'eval' else 'all'} of the files under {root!r}")
+    return chosen
+
+
+def _csv(cfg: Any, split: str) -> LabelledAudio:
+    root = _field(cfg, "root")
+    if not root:
+        raise DataError("config.data.root is empty; set --config.data.root=/path/to/dataset")
+    columns = dict(file_column=_field(cfg, "file_column"), label_column=_field(cfg, "label_column"),
+                   fold_column=_field(cfg, "fold_column"))
+    rows = read_table(os.path.join(root, _field(cfg, "csv_path")), **columns)
+    files, label_of, classes = labelled_split(
+        rows, root=root, audio_dir=_field(cfg, "audio_dir"), eval_folds=_field(cfg, "eval_folds"),
+        split=split, multi_label=bool(_field(cfg, "multi_label")),
+        separator=_field(cfg, "label_separator"), **columns)
+    audio = WavFolder(os.path.join(root, _field(cfg, "audio_dir")),
+                      sample_rate=_field(cfg, "sample_rate"), segment_length=_field(cfg, "segment_length"),
+                      skip_bad=bool(_field(cfg, "skip_bad")), resample=bool(_field(cfg, "resample")),
+                      files=files, seed=_field(cfg, "seed"))
+    return LabelledAudio(audio, label_of, classes)
+
+
+_BUILDERS = {"synthetic": _synthetic, "wav_folder": _wav_folder, "csv": _csv}
 _MISSING = object()
 
 
