@@ -23,7 +23,9 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path) -> ml_collections.ConfigDict:
-    path = Path(path)
+    """Loads `FILE.py` (get_config()) or `FILE.py:ARG` (get_config(ARG), for config files
+    that hold several variants, big_vision style)."""
+    path, arg = _split_config_arg(str(path))
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (see configs/ for the shipped ones)")
     spec = importlib.util.spec_from_file_location(f"audiozoo_config_{path.stem}", path)
@@ -31,10 +33,17 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config()")
-    config = module.get_config()
+    config = module.get_config() if arg is None else module.get_config(arg)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
     return config
+
+
+def _split_config_arg(text: str) -> tuple[Path, str | None]:
+    if ":" in text and text.rsplit(":", 1)[0].endswith(".py"):
+        path, arg = text.rsplit(":", 1)
+        return Path(path), arg
+    return Path(text), None
 
 
 def split_overrides(argv: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -127,14 +136,23 @@ def from_json(text: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(text))
 
 
-def base_config() -> ml_collections.ConfigDict:
-    """The sections every runnable config has; config files fill in `model` and adjust."""
+# Default `task` section of each task (see audiozoo.tasks).
+TASK_DEFAULTS = {
+    "wavenet": {"global_cond": "", "input_noise": 0.0, "num_samples": 2, "sample_seconds": 0.5},
+    "classify": {"label_key": "family", "multi_label": False, "label_smoothing": 0.0,
+                 "mixup_alpha": 0.0, "spec_augment": False, "time_masks": 2,
+                 "time_mask_param": 40, "freq_masks": 2, "freq_mask_param": 15,
+                 "init_from_hf": ""},
+}
+
+
+def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
+    """The sections every runnable config has, with `task`'s default task section; config
+    files fill in `model` and adjust."""
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.model = ml_collections.ConfigDict({"name": "wavenet"})
-    c.task = ml_collections.ConfigDict(
-        {"name": "wavenet", "global_cond": "", "input_noise": 0.0,
-         "num_samples": 2, "sample_seconds": 0.5})
+    c.model = ml_collections.ConfigDict({"name": "wavenet" if task == "wavenet" else ""})
+    c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
     c.data = ml_collections.ConfigDict({
         "name": "synthetic", "sample_rate": 16000, "segment_length": 4096, "seed": 0,
         # synthetic

@@ -8,15 +8,33 @@ import pytest
 from audiozoo.config import ConfigError, apply_overrides, load_config, split_overrides
 from audiozoo.tasks import build_task
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
+CONFIG_FILES = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
+
+
+def _specs():
+    """Every config file, and every variant of files that define VARIANTS (FILE.py:VARIANT)."""
+    import ast
+
+    for path in CONFIG_FILES:
+        tree = ast.parse(path.read_text())
+        variants = [node.value for node in tree.body if isinstance(node, ast.Assign)
+                    and getattr(node.targets[0], "id", "") == "VARIANTS"]
+        if variants:
+            yield from (f"{path}:{v}" for v in ast.literal_eval(variants[0]))
+        else:
+            yield str(path)
+
+
+CONFIGS = list(_specs())
 
 RECEPTIVE_FIELDS = {"wavenet_tiny": 127, "wavenet_paper": 3070, "wavenet_ibab": 5116,
                     "wavenet_nv_medium": 2047, "wavenet_mol": 505}
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_builds(path):
-    config = load_config(path)
+@pytest.mark.parametrize("spec", CONFIGS, ids=lambda s: Path(s).name)
+def test_config_builds(spec):
+    config = load_config(spec)
+    path = Path(spec.split(":")[0])
     assert f"audiozoo train --config configs/{path.name}" in load_docstring(path)
     task = build_task(config)
     shapes = jax.eval_shape(task.init_state, jax.random.key(0), task.dummy_batch(1))
@@ -32,7 +50,7 @@ def load_docstring(path):
 
 
 def test_overrides_keep_types_and_reject_unknown_keys():
-    config = load_config(CONFIGS[0])
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "wavenet_tiny.py")
     rest, overrides = split_overrides(["--workdir", "w", "--config.train.num_steps=7",
                                        "--config.optim.learning_rate", "1", "--config.task.global_cond=pitch",
                                        "--config.data.pitch_range=(40, 50)"])

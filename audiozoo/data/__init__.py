@@ -34,6 +34,7 @@ __all__ = [
     "LabelledAudio",
     "SyntheticNotes",
     "WavFolder",
+    "class_names",
     "make_dataset",
 ]
 
@@ -55,6 +56,18 @@ def make_dataset(data_config: Any, split: str) -> Dataset:
             f"unknown dataset {name!r} in config.data.name; valid names: {', '.join(_BUILDERS)}"
         )
     return _BUILDERS[name](data_config, split)
+
+
+def class_names(data_config: Any, label_key: str) -> list[str] | None:
+    """Names of the classes behind `label_key`, or None when the data does not name them."""
+    if _field(data_config, "name") == "synthetic":
+        families = _field(data_config, "families")
+        families = families.split(",") if isinstance(families, str) else families
+        return list(families) if label_key == "family" else None
+    try:
+        return list(make_dataset(data_config, "train").classes) or None
+    except (DataError, OSError):
+        return None
 
 
 def _synthetic(cfg: Any, split: str) -> SyntheticNotes:

@@ -38,6 +38,11 @@ class Task:
     def eval_step(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
         raise NotImplementedError
 
+    def load_pretrained(self, state: TrainState) -> TrainState:
+        """A fresh run's state with pretrained weights grafted in (default: unchanged). Runs
+        outside jit, once, before the first step; resumed runs restore instead."""
+        return state
+
     def dummy_batch(self, batch_size: int) -> Batch:
         """A batch of the right shapes and dtypes (for building states without data)."""
         raise NotImplementedError

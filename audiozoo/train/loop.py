@@ -32,6 +32,14 @@ def load_workdir_config(workdir: str | Path):
     return config_lib.from_json(path.read_text())
 
 
+def restore_latest(workdir: str | Path):
+    """(config, task, state) of a trained workdir's latest checkpoint, for inference."""
+    config = load_workdir_config(workdir)
+    task = build_task(config)
+    shapes = jax.eval_shape(task.init_state, jax.random.key(0), task.dummy_batch(1))
+    return config, task, Checkpointer(workdir).restore_state(shapes)
+
+
 class Trainer:
     """Holds what one run needs; `run()` trains to config.train.num_steps."""
 
@@ -73,7 +81,8 @@ class Trainer:
         batch = self.batch(self.train_loader.host_batch(0))
         latest = self.checkpointer.latest_step()
         if latest is None:
-            return self._init(self.init_key, batch), 0
+            state = self.task.load_pretrained(self._init(self.init_key, batch))
+            return jax.device_put(state, mesh_lib.replicated(self.mesh)), 0
         meta = self.checkpointer.restore_meta(latest)
         check_compatible(meta["config"], json.loads(config_lib.to_json(self.config)),
                          self.checkpointer.directory)

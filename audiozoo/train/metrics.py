@@ -74,8 +74,15 @@ def plot_loss_curve(records: list[dict], out_path: str | Path, key: str = "loss"
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.stem + ".tmp.png")
+    save_figure(fig, out_path)
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Saves a matplotlib figure as PNG atomically, then closes it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_path)
+    os.replace(tmp, path)

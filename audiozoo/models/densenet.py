@@ -1,0 +1,106 @@
+"""DenseNet on log-mel spectrograms.
+
+Huang, Liu, van der Maaten & Weinberger 2017, "Densely Connected Convolutional Networks"
+(CVPR), section 3 and Table 1: DenseNet-BC, where each layer is BN-ReLU-1x1 conv
+(bn_size * growth channels) -> BN-ReLU-3x3 conv (growth channels) and its output is
+concatenated onto its input; transitions are BN-ReLU-1x1 conv (compression 0.5) -> 2 x 2
+average pool. DenseNet-121: growth 32, 64 stem channels, blocks of (6, 12, 24, 16) layers.
+torchvision's layout: a 7 x 7 stride-2 stem conv + BN + ReLU + 3 x 3 stride-2 max pool, a final
+BN + ReLU, global average pooling and one Linear.
+
+Adapted to audio: the input is a log-mel batch [batch, frames, mel_bins], read as a
+1-channel image, so the stem conv has 1 input channel; with num_classes=1000 the parameter
+count is torchvision's minus 2 * 64 * 7 * 7. The transitions' 2 x 2 average pool averages a
+1-wide map whole instead of emptying it (torch would fail), so inputs below 32 x 32 still run.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import ClassVar, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from audiozoo.nn.pooling import as_image, avg_pool, global_avg_pool, max_pool
+
+# torchvision's init: kaiming_normal_ (fan_in) for convs, zero bias for the Linear.
+CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
+
+def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
+    pad = kernel // 2
+    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
+                   use_bias=False, kernel_init=CONV_INIT, name=name)
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-1x1 conv -> BN-ReLU-3x3 conv; returns the input with the new maps appended."""
+
+    growth_rate: int
+    bn_size: int
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        y = conv(self.bn_size * self.growth_rate, 1, name="conv1")(
+            nn.relu(batch_norm(train, "norm1")(x)))
+        y = conv(self.growth_rate, 3, name="conv2")(nn.relu(batch_norm(train, "norm2")(y)))
+        y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+        return jnp.concatenate([x, y], axis=-1)
+
+
+class Transition(nn.Module):
+    """BN-ReLU-1x1 conv to `features` channels -> 2 x 2 average pool."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x = conv(self.features, 1, name="conv")(nn.relu(batch_norm(train, "norm")(x)))
+        return avg_pool(x, 2)
+
+
+class DenseNet(nn.Module):
+    """DenseNet-BC family; `features` is the pooled embedding after the final BN + ReLU."""
+
+    num_classes: int = 1000
+    growth_rate: int = 32
+    block_config: Sequence[int] = (6, 12, 24, 16)
+    num_init_features: int = 64
+    bn_size: int = 4
+    compression: float = 0.5
+    dropout_rate: float = 0.0
+
+    input_kind: ClassVar[str] = "logmel"
+
+    def setup(self):
+        self.head = nn.Dense(self.num_classes, bias_init=nn.initializers.zeros,
+                             name="classifier")
+
+    @nn.compact
+    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x = conv(self.num_init_features, 7, 2, "conv0")(as_image(x))
+        x = max_pool(nn.relu(batch_norm(train, "norm0")(x)), 3, 2, padding=1)
+        for b, num_layers in enumerate(self.block_config):
+            for i in range(num_layers):
+                x = DenseLayer(self.growth_rate, self.bn_size, self.dropout_rate,
+                               name=f"block{b + 1}_layer{i + 1}")(x, train)
+            if b < len(self.block_config) - 1:
+                x = Transition(int(x.shape[-1] * self.compression),
+                               name=f"transition{b + 1}")(x, train)
+        return global_avg_pool(nn.relu(batch_norm(train, "norm5")(x)))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        return self.head(self.features(x, train))
+
+
+DenseNet121 = functools.partial(DenseNet, growth_rate=32, block_config=(6, 12, 24, 16),
+                                num_init_features=64)
+DenseNet169 = functools.partial(DenseNet, growth_rate=32, block_config=(6, 12, 32, 32),
+                                num_init_features=64)

@@ -1,0 +1,165 @@
+"""The Transformer encoder shared by the ViT-style and speech models (AST, wav2vec 2.0).
+
+Vaswani et al. 2017, "Attention Is All You Need", section 3.2 (scaled dot-product and
+multi-head attention) and 3.3 (position-wise feed-forward network), with the two placements of
+layer normalisation in use:
+
+- post-LN (`layer_norm_first=False`, the original Transformer, BERT, wav2vec 2.0 base):
+  x = LN(x + Drop(Attn(x))); x = LN(x + MLP(x)).
+- pre-LN (`layer_norm_first=True`, ViT (Dosovitskiy et al. 2021, eq. 2-3), AST, wav2vec 2.0
+  large): x = x + Drop(Attn(LN(x))); x = x + MLP(LN(x)).
+
+`Encoder` adds the one extra LayerNorm each placement needs: pre-LN blocks leave the residual
+stream unnormalised, so the stack ends with a LayerNorm; post-LN blocks end normalised, so the
+LayerNorm goes on the input instead (as BERT's embedding LayerNorm and wav2vec 2.0 base's
+`encoder.layer_norm` do).
+
+Parameter names (what checkpoint converters map onto): a block holds `attention` with
+`query` / `key` / `value` / `out` Dense layers, `attention_norm`, `mlp` with `fc1` / `fc2`, and
+`mlp_norm`; an encoder holds `layers_0`, `layers_1`, ... and `norm`. Dense kernels are
+[in, out] (PyTorch Linear weights transposed).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+# big_vision / flax ViT initialisation for the encoder's projections.
+DENSE_INIT = nn.initializers.xavier_uniform()
+
+
+def expand_mask(mask: jax.Array | None) -> jax.Array | None:
+    """A boolean mask broadcastable to the [batch, heads, query, key] attention scores.
+
+    mask: [batch, key_len] (1/True = a real frame, 0/False = padding, the Hugging Face
+    `attention_mask` convention) or a full mask broadcastable to [batch, heads, query, key].
+    """
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.ndim == 2:
+        mask = mask[:, None, None, :]
+    if mask.ndim != 4:
+        raise ValueError(f"attention mask must be [batch, key_len] or [batch, heads, query, key]; "
+                         f"got shape {mask.shape}")
+    return mask.astype(bool)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with separate query / key / value / output projections."""
+
+    num_heads: int
+    dropout: float = 0.0  # on the attention probabilities
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
+        """x: [batch, time, dim]; mask: see `expand_mask`. Returns [batch, time, dim]."""
+        dim = x.shape[-1]
+        if dim % self.num_heads:
+            raise ValueError(f"hidden size {dim} is not divisible by num_heads={self.num_heads}")
+        head_dim = dim // self.num_heads
+
+        def project(name):
+            y = nn.Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, name=name)(x)
+            return y.reshape(*x.shape[:-1], self.num_heads, head_dim)
+
+        q, k, v = project("query"), project("key"), project("value")
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * head_dim ** -0.5
+        # Softmax in float32 so that half-precision scores do not overflow.
+        scores = scores.astype(jnp.float32)
+        mask = expand_mask(mask)
+        if mask is not None:
+            # A select, not an added bias: min + a negative score would overflow to -inf.
+            scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
+        y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
+        return nn.Dense(dim, kernel_init=DENSE_INIT, name="out")(y)
+
+
+class MLP(nn.Module):
+    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout; the block's feed-forward half."""
+
+    mlp_dim: int
+    dropout: float = 0.0
+    activation_dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        h = nn.Dense(self.mlp_dim, kernel_init=DENSE_INIT, name="fc1")(x)
+        # PyTorch's nn.GELU / HF "gelu" is the erf form, not flax's default tanh approximation.
+        h = nn.gelu(h, approximate=False)
+        h = nn.Dropout(self.activation_dropout, deterministic=not train)(h)
+        h = nn.Dense(x.shape[-1], kernel_init=DENSE_INIT, name="fc2")(h)
+        return nn.Dropout(self.dropout, deterministic=not train)(h)
+
+
+class EncoderBlock(nn.Module):
+    """One Transformer layer, post-LN or pre-LN (see the module docstring)."""
+
+    num_heads: int
+    mlp_dim: int
+    dropout: float = 0.0  # on the attention and MLP outputs, before each residual sum
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    layer_norm_first: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
+        attention = MultiHeadAttention(self.num_heads, self.attention_dropout, name="attention")
+        attention_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="attention_norm")
+        mlp = MLP(self.mlp_dim, self.dropout, self.activation_dropout, name="mlp")
+        mlp_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="mlp_norm")
+        drop = nn.Dropout(self.dropout, deterministic=not train)
+        if self.layer_norm_first:
+            x = x + drop(attention(attention_norm(x), mask, train))
+            return x + mlp(mlp_norm(x), train)
+        x = attention_norm(x + drop(attention(x, mask, train)))
+        return mlp_norm(x + mlp(x, train))
+
+
+class Encoder(nn.Module):
+    """A stack of `EncoderBlock`s plus the stack's own LayerNorm and input dropout.
+
+    pre-LN: dropout -> blocks -> norm.  post-LN: norm -> dropout -> blocks.
+    `layer_drop` (Fan et al. 2020, LayerDrop; used by wav2vec 2.0 fine-tuning) skips each
+    whole layer with that probability during training, drawing from the "dropout" rng.
+    """
+
+    num_layers: int
+    num_heads: int
+    mlp_dim: int
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    layer_drop: float = 0.0
+    layer_norm_eps: float = 1e-5
+    layer_norm_first: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
+        """x: [batch, time, dim]; mask: [batch, time] (1 = real frame) or None."""
+        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm")
+        if not self.layer_norm_first:
+            x = norm(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        for i in range(self.num_layers):
+            y = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.attention_dropout,
+                             self.activation_dropout, self.layer_norm_eps,
+                             self.layer_norm_first, name=f"layers_{i}")(x, mask, train)
+            x = self._maybe_skip(x, y, train)
+        return norm(x) if self.layer_norm_first else x
+
+    def _maybe_skip(self, x: jax.Array, y: jax.Array, train: bool) -> jax.Array:
+        if not train or self.layer_drop == 0.0:
+            return y
+        # One draw per step for the whole batch, as LayerDrop does; a select keeps it jittable.
+        skip = jax.random.uniform(self.make_rng("dropout")) < self.layer_drop
+        return jnp.where(skip, x, y)

@@ -1,0 +1,146 @@
+"""Objective adapter for audio classification: any classifier in the registry, any front end.
+
+The task runs the front end (waveform, log-mel or Kaldi fbank, `audiozoo.audio.frontend`) inside
+the jitted step, so features never leave the device; in training it applies SpecAugment
+(Park et al. 2019) to spectrogram inputs and mixup (Zhang et al. 2018) when configured.
+Single-label data is trained with softmax cross-entropy (optional label smoothing), multi-label
+data (multi-hot labels, e.g. AudioSet-style tables) with per-class sigmoid cross-entropy.
+Batch-norm statistics are the explicit `batch_stats` collection in `TrainState.extra`; since
+the step is one jit over the global batch, they are computed over all devices.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import traverse_util
+
+from audiozoo.audio.augment import mixup, spec_augment
+from audiozoo.audio.frontend import Frontend
+from audiozoo.config import ConfigError
+from audiozoo.models import MODELS, build_model
+from audiozoo.tasks.base import SupervisedTask
+
+
+def hf_loader(model_name: str):
+    """The `from_hf` of the module that defines `model_name` (AST, wav2vec 2.0)."""
+    module = importlib.import_module(f"audiozoo.models.{MODELS[model_name].split(':')[0]}")
+    if not hasattr(module, "from_hf"):
+        raise ConfigError(f"task.init_from_hf is set but model {model_name} has no Hugging Face import")
+    return module.from_hf
+
+
+def graft(params, loaded) -> tuple[dict, int]:
+    """(params with matching leaves replaced by `loaded`'s, how many were replaced). A path
+    matches as it is or with its first component dropped, so a bare backbone checkpoint fits
+    a model that wraps the backbone in a submodule."""
+    flat = traverse_util.flatten_dict(params)
+    source = traverse_util.flatten_dict(loaded)
+    taken = 0
+    for key, value in flat.items():
+        for candidate in (key, key[1:]):
+            if candidate in source and source[candidate].shape == value.shape:
+                flat[key] = jnp.asarray(source[candidate], value.dtype)
+                taken += 1
+                break
+    return traverse_util.unflatten_dict(flat), taken
+
+
+class ClassifyTask(SupervisedTask):
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = build_model(config.model)
+        self.frontend = Frontend.from_config(config.frontend)
+        self.label_key = config.task.label_key
+        self.multi_label = bool(config.task.multi_label)
+        self._check_config()
+
+    def _check_config(self):
+        kind = type(self.model).input_kind
+        if self.frontend.kind != kind:
+            raise ConfigError(f"model {self.config.model.name} reads {kind!r} input but "
+                              f"frontend.kind={self.frontend.kind!r}; set --config.frontend.kind={kind}")
+        if self.frontend.sample_rate != self.config.data.sample_rate:
+            raise ConfigError(f"frontend.sample_rate={self.frontend.sample_rate} differs from "
+                              f"data.sample_rate={self.config.data.sample_rate}; make them equal")
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def dummy_batch(self, batch_size):
+        audio = jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32)
+        if self.multi_label:
+            return {"audio": audio, self.label_key: jnp.zeros((batch_size, self.num_classes))}
+        return {"audio": audio, self.label_key: jnp.zeros((batch_size,), jnp.int32)}
+
+    # ---- model calls -------------------------------------------------------------
+    def init_variables(self, rng, batch):
+        params_rng, dropout_rng = jax.random.split(rng)
+        x = self.frontend(batch["audio"])
+        return self.model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
+
+    def logits(self, params, extra, x, *, train: bool, rng=None):
+        """(logits, updated extra collections); batch norm updates its statistics in training."""
+        variables = {"params": params, **extra}
+        if not train:
+            return self.model.apply(variables, x, train=False), extra
+        rngs = {"dropout": rng}
+        if not extra:
+            return self.model.apply(variables, x, train=True, rngs=rngs), extra
+        logits, updated = self.model.apply(variables, x, train=True, rngs=rngs, mutable=list(extra))
+        return logits, dict(updated)
+
+    def predict(self, state, audio):
+        """Eval-mode logits [batch, classes] for waveforms [batch, samples]."""
+        return self.logits(state.params, state.extra, self.frontend(audio), train=False)[0]
+
+    def load_pretrained(self, state):
+        """Grafts a Hugging Face checkpoint (task.init_from_hf) into the fresh parameters: every
+        parameter whose path and shape match is taken from it; the rest (e.g. a classifier head
+        for another label set) keeps its fresh initialisation."""
+        path = self.config.task.init_from_hf
+        if not path:
+            return state
+        _, loaded = hf_loader(self.config.model.name)(path)
+        params, taken = graft(state.params, loaded["params"])
+        if not taken:
+            raise ConfigError(f"no parameter of the checkpoint in {path} matches model "
+                              f"{self.config.model.name}; is task.init_from_hf the right checkpoint?")
+        return state.replace(params=params, opt_state=self.tx.init(params))
+
+    # ---- objective ---------------------------------------------------------------
+    def targets(self, labels):
+        if self.multi_label:
+            return labels.astype(jnp.float32)
+        return jax.nn.one_hot(labels, self.num_classes)
+
+    def augment(self, rng, x, targets):
+        task = self.config.task
+        mask_rng, mix_rng = jax.random.split(rng)
+        if task.spec_augment and self.frontend.kind != "waveform":
+            x = spec_augment(mask_rng, x, num_time_masks=task.time_masks,
+                             time_mask_param=task.time_mask_param, num_freq_masks=task.freq_masks,
+                             freq_mask_param=task.freq_mask_param)
+        if task.mixup_alpha > 0:
+            x, targets = mixup(mix_rng, x, targets, alpha=task.mixup_alpha)
+        return x, targets
+
+    def loss(self, params, extra, batch, rng, train):
+        aug_rng, dropout_rng = jax.random.split(rng)
+        x = self.frontend(batch["audio"])
+        targets = self.targets(batch[self.label_key])
+        if train:
+            x, targets = self.augment(aug_rng, x, targets)
+        logits, extra = self.logits(params, extra, x, train=train, rng=dropout_rng)
+        if self.multi_label:
+            loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, targets))
+            hits = (logits > 0) == (batch[self.label_key] > 0.5)
+        else:
+            smoothing = self.config.task.label_smoothing
+            loss = jnp.mean(optax.softmax_cross_entropy(logits, optax.smooth_labels(targets, smoothing)))
+            hits = jnp.argmax(logits, -1) == batch[self.label_key]
+        return loss, ({"loss": loss, "accuracy": jnp.mean(hits)}, extra)
