@@ -30,6 +30,9 @@ SHRUNK = {
         num_conv_pos_embedding_groups=4, classifier_proj_size=64),
 }
 INPUT_KIND = {"sincnet": "waveform", "ast": "fbank", "wav2vec2_classifier": "waveform"}
+# Feature statistics of the synthetic notes, measured with
+#   audiozoo stats --config configs/classify_tiny.py:resnet18 --out stats.json   (and :ast)
+STATS = {"logmel": (-54.756447, 36.263888), "fbank": (-9.677313, 6.620284)}
 
 
 def get_config(model: str = "resnet18"):
@@ -37,7 +40,10 @@ def get_config(model: str = "resnet18"):
         raise ValueError(f"unknown variant {model!r}; valid: {', '.join(VARIANTS)}")
     c = base_config("classify")
     c.model.update(name=model, num_classes=5, **SHRUNK.get(model, {}))
-    c.frontend = default_frontend_config(INPUT_KIND.get(model, "logmel"))
+    kind = INPUT_KIND.get(model, "logmel")
+    c.frontend = default_frontend_config(kind)
+    if kind in STATS:
+        c.frontend.mean, c.frontend.std = STATS[kind]
     c.task.update(spec_augment=True, time_masks=1, time_mask_param=8, freq_masks=1,
                   freq_mask_param=8)
     c.data.segment_length = SEGMENT

@@ -12,14 +12,13 @@ Which numbers come from where:
   as mask_prob * frames / M): about 49% of the frames masked, as the paper reports.
 - The paper's section 4.2, not in REFERENCE.md (unverified here): crops of 250k samples
   (15.6 s); 400k updates; Adam with the learning rate warmed up over the first 8% of updates
-  (32k) to 5e-4; dropout 0.1 in the Transformer, after the feature encoder and before the
+  (32k) to 5e-4 and then decayed linearly; dropout 0.1 in the Transformer, after the feature encoder and before the
   quantiser; LayerDrop 0.05; codevectors of d / G = 128 (codevector_dim 256); feature-encoder
   gradients scaled by 0.1 with an L2 penalty on its output.
 - fairseq's wav2vec2_base_librispeech config (unverified here): feature-penalty weight 10,
   Adam betas (0.9, 0.98), eps 1e-6, weight decay 0.01, no dropout inside the FFN, at least
   2 masked spans.
-- Ours: the paper decays the learning rate linearly after warm-up; `audiozoo.train.optim` has
-  cosine decay, used instead. The paper batches ~1.4M samples per GPU on 64 V100s (1.6 h of
+- Ours: the paper batches ~1.4M samples per GPU on 64 V100s (1.6 h of
   audio per update); 384 crops of 250k samples (1.67 h) is the nearest batch that splits
   evenly over 64 devices. Files shorter than a crop are zero-padded (fairseq crops batches to
   the shortest file instead).
@@ -58,7 +57,7 @@ def get_config():
     c.data.sample_rate = 16000
     c.data.segment_length = 250_000
     c.data.eval_fraction = 0.01
-    c.optim.update(dict(name="adamw", learning_rate=5e-4, schedule="cosine", warmup_steps=32_000,
+    c.optim.update(dict(name="adamw", learning_rate=5e-4, schedule="linear", warmup_steps=32_000,
                         b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.01))
     c.train.update(dict(num_steps=400_000, batch_size=384, log_every=100, eval_every=10_000,
                         num_eval_batches=8, checkpoint_every=5_000))

@@ -66,3 +66,13 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         apply_overrides(config, [("train.num_steps", "many")])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("configs/nope.py")
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from audiozoo.config import base_config
+    from audiozoo.train.optim import make_schedule
+
+    optim = base_config().optim
+    optim.update(schedule="linear", learning_rate=1.0, warmup_steps=10)
+    schedule = make_schedule(optim, num_steps=110)
+    assert [float(schedule(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])

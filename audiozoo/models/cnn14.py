@@ -24,15 +24,11 @@ from typing import ClassVar, Sequence
 import jax
 from flax import linen as nn
 
+from audiozoo.nn.layers import batch_norm
 from audiozoo.nn.pooling import as_image, avg_pool
 
 # PANNs' init_layer: xavier_uniform_ weights, zero biases.
 INIT = nn.initializers.xavier_uniform()
-
-
-def batch_norm(train: bool, axis: int = -1, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, axis=axis, momentum=0.9, epsilon=1e-5,
-                        name=name)
 
 
 class ConvBlock(nn.Module):

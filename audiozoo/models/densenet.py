@@ -23,20 +23,15 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import as_image, avg_pool, global_avg_pool, max_pool
 
 # torchvision's init: kaiming_normal_ (fan_in) for convs, zero bias for the Linear.
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
-def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
-
-
 def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    pad = kernel // 2
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                   use_bias=False, kernel_init=CONV_INIT, name=name)
+    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, name=name)
 
 
 class DenseLayer(nn.Module):
@@ -49,8 +44,8 @@ class DenseLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         y = conv(self.bn_size * self.growth_rate, 1, name="conv1")(
-            nn.relu(batch_norm(train, "norm1")(x)))
-        y = conv(self.growth_rate, 3, name="conv2")(nn.relu(batch_norm(train, "norm2")(y)))
+            nn.relu(batch_norm(train, name="norm1")(x)))
+        y = conv(self.growth_rate, 3, name="conv2")(nn.relu(batch_norm(train, name="norm2")(y)))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
         return jnp.concatenate([x, y], axis=-1)
 
@@ -62,7 +57,7 @@ class Transition(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = conv(self.features, 1, name="conv")(nn.relu(batch_norm(train, "norm")(x)))
+        x = conv(self.features, 1, name="conv")(nn.relu(batch_norm(train, name="norm")(x)))
         return avg_pool(x, 2)
 
 
@@ -86,7 +81,7 @@ class DenseNet(nn.Module):
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = conv(self.num_init_features, 7, 2, "conv0")(as_image(x))
-        x = max_pool(nn.relu(batch_norm(train, "norm0")(x)), 3, 2, padding=1)
+        x = max_pool(nn.relu(batch_norm(train, name="norm0")(x)), 3, 2, padding=1)
         for b, num_layers in enumerate(self.block_config):
             for i in range(num_layers):
                 x = DenseLayer(self.growth_rate, self.bn_size, self.dropout_rate,
@@ -94,7 +89,7 @@ class DenseNet(nn.Module):
             if b < len(self.block_config) - 1:
                 x = Transition(int(x.shape[-1] * self.compression),
                                name=f"transition{b + 1}")(x, train)
-        return global_avg_pool(nn.relu(batch_norm(train, "norm5")(x)))
+        return global_avg_pool(nn.relu(batch_norm(train, name="norm5")(x)))
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import as_image, global_avg_pool, max_pool
 
 # torchvision: trunc_normal_(std=0.01, a=-2, b=2) truncates at 200 std, i.e. a plain normal.
@@ -52,11 +53,9 @@ class BasicConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        pad = self.kernel // 2
-        x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2,
-                    padding=[(pad, pad)] * 2, use_bias=False, kernel_init=INIT, name="conv")(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3,
-                         name="bn")(x)
+        x = torch_conv(self.features, self.kernel, self.stride, kernel_init=INIT, name="conv")(x)
+        # torchvision's GoogLeNet uses eps 1e-3 here.
+        x = batch_norm(train, epsilon=1e-3, name="bn")(x)
         return nn.relu(x)
 
 

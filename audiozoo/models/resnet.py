@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Sequence
 import jax
 from flax import linen as nn
 
+from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import as_image, global_avg_pool, max_pool
 
 # torchvision's init: kaiming_normal_(mode="fan_out", nonlinearity="relu") for every conv.
@@ -30,14 +31,7 @@ CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    """A bias-free conv with torch's symmetric padding kernel // 2."""
-    pad = kernel // 2
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                   use_bias=False, kernel_init=CONV_INIT, name=name)
-
-
-def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -49,8 +43,8 @@ class BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = nn.relu(batch_norm(train, "bn1")(conv(self.filters, 3, self.stride, "conv1")(x)))
-        y = batch_norm(train, "bn2")(conv(self.filters, 3, name="conv2")(y))
+        y = nn.relu(batch_norm(train, name="bn1")(conv(self.filters, 3, self.stride, "conv1")(x)))
+        y = batch_norm(train, name="bn2")(conv(self.filters, 3, name="conv2")(y))
         return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train))
 
 
@@ -63,9 +57,9 @@ class Bottleneck(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = nn.relu(batch_norm(train, "bn1")(conv(self.filters, 1, name="conv1")(x)))
-        y = nn.relu(batch_norm(train, "bn2")(conv(self.filters, 3, self.stride, "conv2")(y)))
-        y = batch_norm(train, "bn3")(conv(self.filters * self.expansion, 1, name="conv3")(y))
+        y = nn.relu(batch_norm(train, name="bn1")(conv(self.filters, 1, name="conv1")(x)))
+        y = nn.relu(batch_norm(train, name="bn2")(conv(self.filters, 3, self.stride, "conv2")(y)))
+        y = batch_norm(train, name="bn3")(conv(self.filters * self.expansion, 1, name="conv3")(y))
         return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train))
 
 
@@ -76,7 +70,7 @@ def shortcut(x: jax.Array, features: int, stride: int, train: bool) -> jax.Array
     """
     if stride == 1 and x.shape[-1] == features:
         return x
-    return batch_norm(train, "downsample_bn")(conv(features, 1, stride, "downsample_conv")(x))
+    return batch_norm(train, name="downsample_bn")(conv(features, 1, stride, "downsample_conv")(x))
 
 
 class ResNet(nn.Module):
@@ -95,7 +89,7 @@ class ResNet(nn.Module):
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = conv(self.num_filters, 7, 2, "conv1")(as_image(x))
-        x = nn.relu(batch_norm(train, "bn1")(x))
+        x = nn.relu(batch_norm(train, name="bn1")(x))
         x = max_pool(x, 3, 2, padding=1)
         for stage, num_blocks in enumerate(self.stage_sizes):
             for i in range(num_blocks):

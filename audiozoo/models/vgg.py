@@ -21,6 +21,7 @@ from typing import ClassVar, Sequence
 import jax
 from flax import linen as nn
 
+from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import adaptive_avg_pool, as_image, flatten_chw, max_pool
 
 # Table 1 of the paper: conv widths, "M" for a 2 x 2 max pool.
@@ -56,11 +57,10 @@ class VGG(nn.Module):
                 x = max_pool(x, 2, 2)
                 continue
             conv_index += 1
-            x = nn.Conv(int(layer), (3, 3), padding=[(1, 1)] * 2, kernel_init=CONV_INIT,
-                        name=f"conv{conv_index}")(x)
+            x = torch_conv(int(layer), 3, kernel_init=CONV_INIT, use_bias=True,
+                           name=f"conv{conv_index}")(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 name=f"bn{conv_index}")(x)
+                x = batch_norm(train, name=f"bn{conv_index}")(x)
             x = nn.relu(x)
         x = flatten_chw(adaptive_avg_pool(x, 7))
         # torchvision: Linear -> ReLU -> Dropout -> Linear -> ReLU -> Dropout -> Linear.

@@ -27,16 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from audiozoo.audio.spectral import hz_to_mel, mel_to_hz
+
 # Lowest initial cut-off of the mel-spaced bank, in Hz (the reference's value).
 INIT_LOW_HZ = 30.0
-
-
-def hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
-
-
-def mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
 
 
 def mel_init(num_filters: int, sample_rate: float, min_low_hz: float,
@@ -50,7 +44,9 @@ def mel_init(num_filters: int, sample_rate: float, min_low_hz: float,
             f"mel init needs num_filters >= 1 (got {num_filters}) and sample_rate / 2 - "
             f"(min_low_hz + min_band_hz) = {top} above {INIT_LOW_HZ} Hz"
         )
-    hz = mel_to_hz(np.linspace(hz_to_mel(INIT_LOW_HZ), hz_to_mel(top), num_filters + 1))
+    # The reference spaces the bank on the HTK mel scale, 2595 log10(1 + f / 700).
+    mels = np.linspace(hz_to_mel(INIT_LOW_HZ, "htk"), hz_to_mel(top, "htk"), num_filters + 1)
+    hz = mel_to_hz(mels, "htk")
     return hz[:-1].astype(np.float32), np.diff(hz).astype(np.float32)
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "linear", "step")
 
 
 def make_schedule(optim, num_steps: int) -> optax.Schedule:
-    """Linear warm-up (optional) into a constant, cosine or step-decay schedule."""
+    """Linear warm-up (optional) into a constant, cosine, linear-to-zero or step-decay schedule."""
     lr, warmup = optim.learning_rate, optim.warmup_steps
     if optim.schedule == "constant":
         main = optax.constant_schedule(lr)
     elif optim.schedule == "cosine":
         main = optax.cosine_decay_schedule(lr, max(num_steps - warmup, 1))
+    elif optim.schedule == "linear":
+        main = optax.linear_schedule(lr, 0.0, max(num_steps - warmup, 1))
     elif optim.schedule == "step":
         boundaries = {int(b) - warmup: optim.decay_factor for b in optim.decay_boundaries}
         main = optax.piecewise_constant_schedule(lr, boundaries)
