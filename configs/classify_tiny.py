@@ -30,6 +30,8 @@ SHRUNK = {
         num_conv_pos_embedding_groups=4, classifier_proj_size=64),
 }
 INPUT_KIND = {"sincnet": "waveform", "ast": "fbank", "wav2vec2_classifier": "waveform"}
+# VGG has no batch norm and needs a smaller step than the rest (1e-3 stalls near chance).
+LEARNING_RATE = {"vgg11": 1e-4, "vgg16": 1e-4}
 # Feature statistics of the synthetic notes, measured with
 #   audiozoo stats --config configs/classify_tiny.py:resnet18 --out stats.json   (and :ast)
 STATS = {"logmel": (-54.756447, 36.263888), "fbank": (-9.677313, 6.620284)}
@@ -49,7 +51,7 @@ def get_config(model: str = "resnet18"):
     c.data.segment_length = SEGMENT
     c.data.num_train = 2000
     c.data.num_eval = 200
-    c.optim.update(learning_rate=1e-3, schedule="cosine", warmup_steps=20)
+    c.optim.update(learning_rate=LEARNING_RATE.get(model, 1e-3), schedule="cosine", warmup_steps=20)
     c.train.update(num_steps=300, batch_size=16, log_every=25, eval_every=100,
                    num_eval_batches=8, checkpoint_every=100)
     return c

@@ -39,7 +39,7 @@ SLOW = ["resnet18", "alexnet", "vgg11", "vgg16", "inception_v1", "resnet50", "de
 
 @pytest.mark.parametrize("model", FAST + [pytest.param(m, marks=pytest.mark.slow) for m in SLOW])
 def test_tiny_config_learns_well_above_chance(model, tmp_path):
-    config = _config(model, num_steps=80, eval_every=80, checkpoint_every=80, log_every=20)
+    config = _config(model, num_steps=100, eval_every=100, checkpoint_every=100, log_every=20)
     train(config, tmp_path)
     assert _eval_accuracy(tmp_path) > 0.5  # chance is 0.2
 
