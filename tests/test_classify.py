@@ -90,7 +90,7 @@ def test_stats_verb(tmp_path, capsys):
 
 def test_frontend_must_match_the_model():
     config = _config("resnet18")
-    config.frontend.kind = "waveform"
+    config.frontend.update(kind="waveform", mean=0.0, std=1.0)
     with pytest.raises(ConfigError, match="reads 'logmel' input.*frontend.kind=logmel"):
         build_task(config)
 
