@@ -153,6 +153,7 @@ def _evaluate(args, overrides) -> int:
 
 
 def _classify(args, overrides) -> int:
+    import jax
     import numpy as np
 
     from audiozoo.audio.io import read_audio
@@ -164,8 +165,9 @@ def _classify(args, overrides) -> int:
     # Long files: average the logits of consecutive windows.
     logits = np.asarray(task.predict(state, windows)).mean(axis=0)
     names = class_names(config.data, task.label_key) or [str(i) for i in range(task.num_classes)]
-    scores = 1 / (1 + np.exp(-logits)) if task.multi_label else np.exp(logits - logits.max())
-    scores = scores if task.multi_label else scores / scores.sum()
+    # Per-class sigmoid for multi-label models, a softmax over classes otherwise.
+    scores = jax.nn.sigmoid(logits) if task.multi_label else jax.nn.softmax(logits)
+    scores = np.asarray(scores)
     for i in np.argsort(-scores)[: args.top]:
         print(f"{names[i]}\t{scores[i]:.4f}")
     return 0

@@ -101,7 +101,7 @@ def _resolve_parent(config, key: str):
 
 
 def _parse_value(text: str, current, key: str):
-    if isinstance(current, str) or current is None and not _looks_literal(text):
+    if isinstance(current, str):
         return text
     try:
         value = ast.literal_eval(text)
@@ -118,14 +118,6 @@ def _parse_value(text: str, current, key: str):
     if isinstance(current, tuple) and isinstance(value, list):
         return tuple(value)
     return value
-
-
-def _looks_literal(text: str) -> bool:
-    try:
-        ast.literal_eval(text)
-        return True
-    except (ValueError, SyntaxError):
-        return False
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

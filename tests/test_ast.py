@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from audiozoo.models import ast as ast_lib
 from audiozoo.models.ast import AST, from_hf, patch_grid, resize_time_positions

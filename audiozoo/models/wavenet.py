@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 

@@ -145,7 +145,7 @@ class Trainer:
         """Averages the metrics since the last flush; stops on NaN/Inf before anything of
         this stretch can be checkpointed."""
         stacked = jax.device_get(pending)
-        summary = {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+        summary = _mean_metrics(stacked)
         if summary.pop("finite") < 1.0:
             bad = step - len(pending) + next(i for i, m in enumerate(stacked) if m["finite"] < 1)
             raise TrainingDivergedError(
@@ -162,8 +162,7 @@ class Trainer:
         for i in range(self.config.train.num_eval_batches):
             batch = self.batch(self.eval_loader.host_batch(i))
             metrics.append(self._eval_step(state, batch, self.eval_key))
-        metrics = jax.device_get(metrics)
-        summary = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+        summary = _mean_metrics(jax.device_get(metrics))
         self.writer.write(step, "eval", summary)
         return summary
 
@@ -182,6 +181,11 @@ class Trainer:
         records = self.writer.read()
         if self.is_main and records:
             plot_loss_curve(records, self.workdir / "loss.png")
+
+
+def _mean_metrics(metrics: list[dict]) -> dict[str, float]:
+    """Per-key mean of a list of host-side metric dicts."""
+    return {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
 
 
 def _every(step: int, *periods: int) -> bool:
