@@ -2,6 +2,10 @@
 
     audiozoo train --config configs/NAME.py --workdir DIR [--config.a.b=v ...] [--distributed]
     audiozoo generate --workdir DIR --seconds S --out FILE.wav [--batch N] [--temperature T]
+                      [--method M] [--prime FILE.wav] [--global-id I] [--local-cond F.npy]
+    audiozoo encode FILE.wav --workdir DIR --out LATENT.npy    (autoencoders)
+    audiozoo decode LATENT.npy --workdir DIR --out FILE.wav
+    audiozoo interpolate A.wav B.wav --workdir DIR --weights 0.5 --out MIX.wav
     audiozoo evaluate --workdir DIR [--confusion FILE.png]     (classifiers)
     audiozoo classify FILE.wav --workdir DIR [--top K]         (classifiers)
     audiozoo stats --config configs/NAME.py --out STATS.json   (front-end normalisation)
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,10 +42,39 @@ def _parser() -> argparse.ArgumentParser:
                      "clips go to NAME_0.wav, NAME_1.wav, ...")
     gen.add_argument("--batch", type=int, default=1)
     gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--method", default="random")
+    gen.add_argument("--method", default="random",
+                     help="random, argmax, greedy, mode or top_p; greedy and mode decide "
+                     "voicing from the predictive entropy (see audiozoo.generation.sampling)")
+    gen.add_argument("--top-p", type=float, default=0.9, help="nucleus mass for --method top_p")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--global-id", type=int, default=None,
                      help="conditioning id (e.g. the family) for globally conditioned models")
+    gen.add_argument("--local-cond", default=None,
+                     help=".npy of frame-rate features [frames, ch] or [batch, frames, ch] "
+                     "covering the prime and the new samples")
+    gen.add_argument("--prime", default=None,
+                     help="a WAV to continue: the model hears it first, and the output files "
+                     "start with it")
+    gen.add_argument("--chunk-seconds", type=float, default=1.0,
+                     help="audio made per scan; each chunk is appended to the files as it "
+                     "is made (Ctrl-C keeps what is done)")
+
+    enc = verbs.add_parser("encode", help="audio -> an autoencoder's latent (.npy): embeddings "
+                           "[frames, ch], or codes [frames] for a discrete bottleneck")
+    enc.add_argument("files", nargs="+", help="audio files; several give OUT_0.npy, OUT_1.npy, ...")
+    enc.add_argument("--workdir", required=True)
+    enc.add_argument("--out", required=True, help="output .npy")
+
+    dec = verbs.add_parser("decode", help="latents (.npy from `encode`) -> audio, batched, with "
+                           "the fast generator")
+    dec.add_argument("files", nargs="+", help=".npy latents of equal length; one clip each")
+    _add_decoding_args(dec)
+
+    mix = verbs.add_parser("interpolate", help="mix two sounds' latents and decode (timbre mixing)")
+    mix.add_argument("files", nargs=2, metavar=("A", "B"), help="two audio files")
+    mix.add_argument("--weights", type=float, nargs="+", default=[0.5],
+                     help="weights of B: latent (1 - w) * A + w * B; one clip per weight")
+    _add_decoding_args(mix)
 
     ev = verbs.add_parser("evaluate", help="accuracy, mAP and a confusion matrix on the eval split")
     ev.add_argument("--workdir", required=True)
@@ -59,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_decoding_args(parser) -> None:
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--out", required=True, help="output .wav; several clips go to "
+                        "NAME_0.wav, NAME_1.wav, ...")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--method", default="random", help="random, argmax, greedy, mode or top_p")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-seconds", type=float, default=1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     from audiozoo.config import ConfigError, split_overrides
 
@@ -68,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(rest)
         if overrides and args.verb not in ("train", "stats"):
             raise ConfigError(f"--config.* overrides apply to `train` and `stats`, not `{args.verb}`")
-        verbs = {"train": _train, "generate": _generate, "evaluate": _evaluate,
-                 "classify": _classify, "stats": _stats}
+        verbs = {"train": _train, "generate": _generate, "encode": _encode, "decode": _decode,
+                 "interpolate": _interpolate, "evaluate": _evaluate, "classify": _classify,
+                 "stats": _stats}
         return verbs[args.verb](args, overrides)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"audiozoo: error: {e}", file=sys.stderr)
@@ -97,28 +143,178 @@ def _train(args, overrides) -> int:
 
 def _generate(args, overrides) -> int:
     import jax
-    import jax.numpy as jnp
 
-    from audiozoo.audio.io import write_audio
+    from audiozoo.generation.stream import stream_to_files
     from audiozoo.train.loop import restore_latest
 
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds={args.seconds} must be > 0")
+    if args.seconds <= 0 or args.chunk_seconds <= 0:
+        raise ValueError(f"--seconds={args.seconds} and --chunk-seconds={args.chunk_seconds} "
+                         "must be > 0")
     _, task, state = restore_latest(args.workdir)
-    global_cond = None
-    if task.model.uses_global:
-        gid, num_ids = args.global_id or 0, task.model.num_global_ids
-        if not 0 <= gid < num_ids:
-            raise ValueError(f"--global-id={gid} is outside the model's ids 0..{num_ids - 1}")
-        global_cond = jnp.full((args.batch,), gid, jnp.int32)
-    elif args.global_id is not None:
-        raise ValueError(f"--global-id given, but the model in {args.workdir} is not globally conditioned")
-    audio = task.generate(state.params, jax.random.key(args.seed), int(args.seconds * task.sample_rate),
-                          batch_size=args.batch, global_cond=global_cond,
-                          temperature=args.temperature, method=args.method)
-    for path, clip in zip(_output_paths(args.out, args.batch), audio):
-        write_audio(path, clip, task.sample_rate)
-        print(f"wrote {path} ({len(clip) / task.sample_rate:.2f} s at {task.sample_rate} Hz)")
+    rate = task.sample_rate
+    prime = _prime_audio(args.prime, rate)
+    gen = task.generator(
+        state.params, jax.random.key(args.seed), int(args.seconds * rate), batch_size=args.batch,
+        global_cond=_global_cond(task.model, args), local_cond=_local_cond(args.local_cond),
+        prime_audio=prime, temperature=args.temperature, method=args.method, top_p=args.top_p)
+    head = None
+    if prime is not None:  # the files hold the prime (as the model heard it), then the rest
+        head = np.broadcast_to(np.asarray(task.dequantize(task.quantize(prime))),
+                               (args.batch, len(prime)))
+    paths = _output_paths(args.out, args.batch)
+    written, interrupted = stream_to_files(
+        gen, paths, lambda codes: np.asarray(task.dequantize(codes)), rate,
+        chunk_size=max(1, int(args.chunk_seconds * rate)), head=head)
+    for path in paths:
+        print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
+    if interrupted:
+        print("audiozoo: interrupted; the files hold every chunk generated so far",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _global_cond(model, args):
+    import jax.numpy as jnp
+
+    if not model.uses_global:
+        if args.global_id is not None:
+            raise ValueError(f"--global-id given, but the model in {args.workdir} is not "
+                             "globally conditioned")
+        return None
+    gid, num_ids = args.global_id or 0, model.num_global_ids
+    if not 0 <= gid < num_ids:
+        raise ValueError(f"--global-id={gid} is outside the model's ids 0..{num_ids - 1}")
+    return jnp.full((args.batch,), gid, jnp.int32)
+
+
+def _local_cond(path):
+    """Frame-rate features from a .npy file: [frames, ch] (every clip) or [batch, frames, ch]."""
+    if path is None:
+        return None
+    try:
+        features = np.load(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--local-cond {path!r} is not a readable .npy array: {e}") from e
+    return features[None] if features.ndim == 2 else features
+
+
+def _prime_audio(path, rate: int):
+    from audiozoo.audio.io import read_audio
+
+    if path is None:
+        return None
+    audio = read_audio(path, rate)
+    if audio.size == 0:
+        raise ValueError(f"--prime {path!r} holds no samples")
+    return audio
+
+
+def _restore_autoencoder(workdir):
+    from audiozoo.config import ConfigError
+    from audiozoo.tasks.autoencoder import AutoencoderTask
+    from audiozoo.train.loop import restore_latest
+
+    config, task, state = restore_latest(workdir)
+    if not isinstance(task, AutoencoderTask):
+        raise ConfigError(f"the model in {workdir} ({config.model.name}) is not an autoencoder; "
+                          "encode/decode/interpolate need a configs/nsynth_ae*.py or ada*.py run")
+    return task, task.variables(state)
+
+
+def _read_for_encoding(task, path):
+    """Audio of `path` at the task's rate, zero-padded to whole latent frames: [1, time]."""
+    from audiozoo.audio.io import read_audio
+
+    audio = read_audio(path, task.sample_rate)
+    if audio.size == 0:
+        raise ValueError(f"{path!r} holds no samples")
+    frame = task.hop_to_audio * task.model.hop_length
+    return np.pad(audio, (0, -len(audio) % frame))[None]
+
+
+def _encode(args, overrides) -> int:
+    task, variables = _restore_autoencoder(args.workdir)
+    for path, out in zip(args.files, _output_paths(args.out, len(args.files))):
+        encoded, codes = task.encode(variables, _read_for_encoding(task, path))
+        latent = codes[0] if task.model.discrete else encoded[0]
+        _save_npy(out, np.asarray(latent))
+        what = "codes" if task.model.discrete else "embeddings"
+        print(f"wrote {out}: {what} {list(latent.shape)} ({latent.shape[0]} frames of "
+              f"{task.hop_to_audio * task.model.hop_length} samples)")
+    return 0
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Atomically: readers see the old file or the whole new one."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def _decode(args, overrides) -> int:
+    task, variables = _restore_autoencoder(args.workdir)
+    latents = [_load_latent(task, path) for path in args.files]
+    if len({latent.shape for latent in latents}) > 1:
+        raise ValueError(f"latents of different shapes {[list(x.shape) for x in latents]} cannot "
+                         "be decoded as one batch; decode them one at a time")
+    if task.model.discrete:
+        latent = task.latent(variables, codes=np.stack(latents))
+    else:
+        latent = np.stack(latents)
+    return _decode_to_files(task, variables, latent, args)
+
+
+def _load_latent(task, path):
+    try:
+        latent = np.load(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path!r} is not a readable .npy latent: {e}") from e
+    discrete = np.issubdtype(latent.dtype, np.integer)
+    expected = "int codes [frames]" if task.model.discrete else f"floats [frames, {task.model.latent_width}]"
+    ok = (latent.ndim == 1 and discrete) if task.model.discrete else (
+        latent.ndim == 2 and not discrete and latent.shape[1] == task.model.latent_width)
+    if not ok or latent.shape[0] == 0:
+        raise ValueError(f"{path!r} holds {latent.dtype}{list(latent.shape)}; this model decodes "
+                         f"{expected} (what `audiozoo encode` writes)")
+    if discrete and (latent.min() < 0 or latent.max() >= task.model.num_codes):
+        raise ValueError(f"{path!r} has codes outside 0..{task.model.num_codes - 1}")
+    return latent
+
+
+def _interpolate(args, overrides) -> int:
+    task, variables = _restore_autoencoder(args.workdir)
+    a, b = (_read_for_encoding(task, path) for path in args.files)
+    length = min(a.shape[1], b.shape[1])  # both are whole frames
+    (enc_a, _), (enc_b, _) = (task.encode(variables, x[:, :length]) for x in (a, b))
+    weights = np.asarray(args.weights, np.float32)[:, None, None]
+    mixed = (1.0 - weights) * np.asarray(enc_a) + weights * np.asarray(enc_b)
+    return _decode_to_files(task, variables, task.latent(variables, mixed), args)
+
+
+def _decode_to_files(task, variables, latent, args) -> int:
+    """Top-down to the level-1 latent, then stream the audio to one file per batch row."""
+    import jax
+
+    from audiozoo.generation.stream import stream_to_files
+
+    rng = jax.random.key(args.seed)
+    sampling = dict(temperature=args.temperature, method=args.method)
+    audio_task, audio_vars, audio_latent = task.audio_latent(variables, latent, rng, **sampling)
+    gen = audio_task.generator(audio_vars, audio_latent, rng, **sampling)
+    paths = _output_paths(args.out, gen.code.shape[0])
+    rate = task.sample_rate
+    written, interrupted = stream_to_files(gen, paths, audio_task.to_audio, rate,
+                                           chunk_size=max(1, int(args.chunk_seconds * rate)))
+    for path in paths:
+        print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
+    if interrupted:
+        print("audiozoo: interrupted; the files hold every chunk decoded so far", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -154,7 +350,6 @@ def _evaluate(args, overrides) -> int:
 
 def _classify(args, overrides) -> int:
     import jax
-    import numpy as np
 
     from audiozoo.audio.io import read_audio
     from audiozoo.data import class_names
@@ -175,7 +370,6 @@ def _classify(args, overrides) -> int:
 
 def _windows(audio, length: int):
     """Consecutive segment_length windows covering the file (the last zero-padded)."""
-    import numpy as np
 
     count = max(1, -(-len(audio) // length))
     padded = np.zeros(count * length, np.float32)

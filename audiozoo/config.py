@@ -135,6 +135,8 @@ TASK_DEFAULTS = {
                  "mixup_alpha": 0.0, "spec_augment": False, "time_masks": 2,
                  "time_mask_param": 40, "freq_masks": 2, "freq_mask_param": 15,
                  "init_from_hf": ""},
+    # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
+    "autoencoder": {"lower_workdir": "", "num_samples": 2},
 }
 
 
@@ -143,7 +145,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
     files fill in `model` and adjust."""
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.model = ml_collections.ConfigDict({"name": "wavenet" if task == "wavenet" else ""})
+    model = {"wavenet": "wavenet", "autoencoder": "wavenet_autoencoder"}.get(task, "")
+    c.model = ml_collections.ConfigDict({"name": model})
     c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
     c.data = ml_collections.ConfigDict({
         "name": "synthetic", "sample_rate": 16000, "segment_length": 4096, "seed": 0,

@@ -10,6 +10,12 @@
   ``eval_list`` (Speech Commands' testing_list.txt); train then gets the rest.
   In label mode, folders starting with "_" are not classes and are left out.
 * ``csv``: files and labels from a metadata table, folds for the split (ESC-50).
+* ``nsynth``: the NSynth json/wav release under ``root`` (``root/nsynth-train/...``).
+  Train reads ``nsynth-train``, eval reads ``eval_split`` ("valid" unless set).
+  Optional filters: ``pitch_range``, ``sources``, ``instrument_families`` (NSynth
+  names; ``families`` names the synthetic timbres) and ``velocities``; empty keeps
+  all. ``check_files=True`` checks every selected file's header at start-up.
+* ``synthetic_nsynth``: the ``synthetic`` notes with NSynth's example keys.
 
 ``BatchLoader`` turns a dataset into deterministic, resumable, per-host batches.
 """
@@ -23,15 +29,24 @@ from typing import Any
 from audiozoo.data.base import DataError, Dataset
 from audiozoo.data.labelled import LabelledAudio, labelled_split, read_table
 from audiozoo.data.loader import BatchLoader
+from audiozoo.data.nsynth import NSynth, SyntheticNSynth
 from audiozoo.data.synthetic import FAMILY_NAMES, SyntheticNotes
-from audiozoo.data.wav_folder import DEFAULT_EXTENSIONS, WavFolder, class_of, list_audio_files, split_files
+from audiozoo.data.wav_folder import (
+    DEFAULT_EXTENSIONS,
+    WavFolder,
+    class_of,
+    list_audio_files,
+    split_files,
+)
 
 __all__ = [
+    "FAMILY_NAMES",
     "BatchLoader",
     "DataError",
     "Dataset",
-    "FAMILY_NAMES",
     "LabelledAudio",
+    "NSynth",
+    "SyntheticNSynth",
     "SyntheticNotes",
     "WavFolder",
     "class_names",
@@ -70,9 +85,9 @@ def class_names(data_config: Any, label_key: str) -> list[str] | None:
         return None
 
 
-def _synthetic(cfg: Any, split: str) -> SyntheticNotes:
+def _synthetic(cfg: Any, split: str, cls: type = SyntheticNotes) -> SyntheticNotes:
     train = split == "train"
-    return SyntheticNotes(
+    return cls(
         _field(cfg, "num_train" if train else "num_eval"),
         sample_rate=_field(cfg, "sample_rate"),
         segment_length=_field(cfg, "segment_length"),
@@ -153,7 +168,32 @@ def _csv(cfg: Any, split: str) -> LabelledAudio:
     return LabelledAudio(audio, label_of, classes)
 
 
-_BUILDERS = {"synthetic": _synthetic, "wav_folder": _wav_folder, "csv": _csv}
+def _nsynth(cfg: Any, split: str) -> NSynth:
+    root = _field(cfg, "root")
+    if not root:
+        raise DataError("config.data.root is empty; set --config.data.root to the folder holding nsynth-train/")
+    if _field(cfg, "sample_rate") != NSynth.sample_rate:
+        raise DataError(f"NSynth is recorded at {NSynth.sample_rate} Hz but config.data.sample_rate is "
+                        f"{_field(cfg, 'sample_rate')}; set --config.data.sample_rate={NSynth.sample_rate}")
+    return NSynth(
+        root,
+        "train" if split == "train" else _field(cfg, "eval_split", "valid"),
+        pitch_range=_field(cfg, "pitch_range"),
+        sources=_field(cfg, "sources", ()),
+        families=_field(cfg, "instrument_families", ()),
+        velocities=_field(cfg, "velocities", ()),
+        segment_length=_field(cfg, "segment_length"),
+        seed=_field(cfg, "seed"),
+        check=bool(_field(cfg, "check_files", False)),
+    )
+
+
+def _synthetic_nsynth(cfg: Any, split: str) -> SyntheticNSynth:
+    return _synthetic(cfg, split, SyntheticNSynth)
+
+
+_BUILDERS = {"synthetic": _synthetic, "wav_folder": _wav_folder, "csv": _csv,
+             "nsynth": _nsynth, "synthetic_nsynth": _synthetic_nsynth}
 _MISSING = object()
 
 

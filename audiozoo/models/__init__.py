@@ -11,6 +11,7 @@ from audiozoo.config import ConfigError
 # model.name -> "module:attribute"; modules import on first use so the CLI starts quickly.
 MODELS = {
     "wavenet": "wavenet:WaveNet",
+    "wavenet_autoencoder": "autoencoder:WaveNetAutoencoder",
     "alexnet": "alexnet:AlexNet",
     "vgg11": "vgg:VGG11",
     "vgg16": "vgg:VGG16",

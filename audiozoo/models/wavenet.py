@@ -62,6 +62,9 @@ class WaveNet(nn.Module):
     local_channels: int = 0
     upsample_scales: Sequence[int] = ()
     upsample: str = "transposed"
+    # Also add the local features, through a 1x1, after the output stack's first 1x1 (the
+    # NSynth decoder, Engel et al. 2017, section 3.1).
+    condition_output: bool = False
 
     # ---- static structure -------------------------------------------------------------
     @property
@@ -114,6 +117,8 @@ class WaveNet(nn.Module):
             for i, d in enumerate(dilations)
         ]
         self.output_hidden = nn.Dense(self.skip_channels)
+        if self.condition_output:
+            self.output_cond = nn.Dense(self.skip_channels, use_bias=False)
         self.output_logits = nn.Dense(self.output_channels)
 
     def _check_fields(self):
@@ -127,6 +132,8 @@ class WaveNet(nn.Module):
             raise ValueError("num_global_ids > 0 needs global_channels (the embedding size) >= 1")
         if self.uses_local and not self.upsample_scales:
             raise ValueError("local_channels > 0 needs upsample_scales (product = hop length)")
+        if self.condition_output and not self.uses_local:
+            raise ValueError("condition_output=True needs local conditioning (local_channels > 0)")
 
     # ---- full-sequence forward pass -----------------------------------------------------
     def __call__(self, codes, global_cond=None, local_cond=None):
@@ -146,7 +153,7 @@ class WaveNet(nn.Module):
         for block in self.blocks:
             x, skip = block(x, global_vector, local_samples)
             skips = skips + skip
-        return self.output_stack(skips)
+        return self.output_stack(skips, local_samples)
 
     # ---- pieces shared by the full pass and the one-step form ---------------------------
     def embed_codes(self, codes):
@@ -154,8 +161,11 @@ class WaveNet(nn.Module):
             return self.input_proj(codes)
         return self.input_proj(linear_dequantize(codes, self.num_classes)[..., None])
 
-    def output_stack(self, skips):
-        return self.output_logits(nn.relu(self.output_hidden(nn.relu(skips))))
+    def output_stack(self, skips, local_samples=None):
+        hidden = self.output_hidden(nn.relu(skips))
+        if self.condition_output:
+            hidden = hidden + self.output_cond(local_samples)
+        return self.output_logits(nn.relu(hidden))
 
     def global_vector(self, global_cond, batch: int):
         """The per-utterance conditioning vector [batch, dim] (or None)."""
@@ -179,6 +189,39 @@ class WaveNet(nn.Module):
                 f"{list(global_cond.shape)}"
             )
         return global_cond
+
+    # ---- the one-sample form, for audiozoo.generation -----------------------------------
+    def fast_params(self):
+        """The parameters rearranged for one-sample steps, stacked over layers:
+
+        taps [layers, kernel * residual, gate] (the dilated kernel's taps oldest first, so
+        it multiplies the concatenated past and present inputs), bias [layers, gate],
+        global [layers, global_dim, gate], local [local_ch, layers * gate (+ skip with
+        condition_output, the output stack's share last)],
+        res_kernel/res_bias for every layer but the last, skip_kernel [layers * gate / 2,
+        skip] with the skip biases summed, and the input and output layers.
+        """
+        blocks = [b.variables["params"] for b in self.blocks]
+        taps = jnp.stack([b["dilated"]["kernel"] for b in blocks])
+        packed = {
+            "input": self.input_proj.variables["params"],
+            "taps": taps.reshape(taps.shape[0], -1, taps.shape[-1]),
+            "bias": jnp.stack([b["dilated"]["bias"] for b in blocks]),
+            "res_kernel": [b["residual_proj"]["kernel"] for b in blocks[:-1]],
+            "res_bias": [b["residual_proj"]["bias"] for b in blocks[:-1]],
+            "skip_kernel": jnp.concatenate([b["skip_proj"]["kernel"] for b in blocks]),
+            "skip_bias": sum(b["skip_proj"]["bias"] for b in blocks),
+            "hidden": self.output_hidden.variables["params"],
+            "out": self.output_logits.variables["params"],
+        }
+        if self.uses_global:
+            packed["global"] = jnp.stack([b["global_proj"]["kernel"] for b in blocks])
+        if self.uses_local:
+            kernels = [b["local_proj"]["kernel"] for b in blocks]
+            if self.condition_output:
+                kernels.append(self.output_cond.variables["params"]["kernel"])
+            packed["local"] = jnp.concatenate(kernels, 1)
+        return packed
 
     def upsample_local(self, local_cond, batch: int, num_samples: int):
         """Frame-rate features [batch, frames, ch] -> [batch, num_samples, ch] (or None)."""

@@ -25,6 +25,7 @@ __all__ = [
     "discretized_mix_logistic_nll",
     "mol_num_params",
     "sample_discretized_mix_logistic",
+    "split_mol_params",
 ]
 
 # Below this bin mass, sigma(plus) - sigma(min) has lost most of its float32 digits to
@@ -37,9 +38,10 @@ def mol_num_params(num_mixtures: int) -> int:
     return 3 * num_mixtures
 
 
-def _split_params(
-    params: jnp.ndarray, log_scale_min: float
+def split_mol_params(
+    params: jnp.ndarray, log_scale_min: float = -16.0
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(mixture logits, means, floored log scales), each [..., K]."""
     size = params.shape[-1]
     if size % 3:
         raise ValueError(
@@ -70,7 +72,7 @@ def discretized_mix_logistic_nll(
       [...] per-element NLL, shape params.shape[:-1].
     """
     params = jnp.asarray(params)
-    logits, means, log_scales = _split_params(params, log_scale_min)
+    logits, means, log_scales = split_mol_params(params, log_scale_min)
     x = jnp.asarray(x, params.dtype)[..., None]
     half_width = 1.0 / (num_classes - 1)
 
@@ -122,7 +124,7 @@ def sample_discretized_mix_logistic(
     if isinstance(temperature, (int, float)) and temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}.")
     params = jnp.asarray(params)
-    logits, means, log_scales = _split_params(params, log_scale_min)
+    logits, means, log_scales = split_mol_params(params, log_scale_min)
     temperature = jnp.asarray(temperature, params.dtype)
     pick_rng, value_rng = jax.random.split(rng)
 

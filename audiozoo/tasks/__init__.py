@@ -16,6 +16,7 @@ TASKS = {
     "wavenet": "wavenet:WaveNetTask",
     "classify": "classify:ClassifyTask",
     "wav2vec2_pretrain": "wav2vec2_pretrain:Wav2Vec2PretrainTask",
+    "autoencoder": "autoencoder:AutoencoderTask",
 }
 
 

@@ -102,12 +102,18 @@ class WaveNetTask(SupervisedTask):
         return nll, {}
 
     # ---- sampling -------------------------------------------------------------------
-    def generate(self, params, rng, num_samples: int, *, batch_size: int = 1, global_cond=None,
-                 temperature: float = 1.0, method: str = "random") -> np.ndarray:
-        """Audio float32 [batch, num_samples] in [-1, 1]."""
-        codes = generation.sample_naive(
-            self.model, {"params": params}, rng, num_samples, batch_size=batch_size,
-            temperature=temperature, method=method, global_cond=global_cond)
+    def generator(self, params, rng, num_samples: int, *, batch_size: int = 1, global_cond=None,
+                  local_cond=None, prime_audio=None, **sampling) -> generation.Generator:
+        """A fast (ring-buffer) generator of num_samples codes, optionally continuing
+        prime_audio (float [time] or [batch, time])."""
+        prime = None if prime_audio is None else self.quantize(jnp.asarray(prime_audio))
+        return generation.Generator(self.model, {"params": params}, rng, num_samples,
+                                    batch_size=batch_size, global_cond=global_cond,
+                                    local_cond=local_cond, prime=prime, **sampling)
+
+    def generate(self, params, rng, num_samples: int, **kwargs) -> np.ndarray:
+        """Audio float32 [batch, num_samples] in [-1, 1] (keywords as for `generator`)."""
+        codes = self.generator(params, rng, num_samples, **kwargs).run(num_samples)
         return np.asarray(self.dequantize(codes), np.float32)
 
     def samples(self, state, rng):
