@@ -209,3 +209,59 @@ def test_encode_decode_interpolate_verbs(tmp_path, capsys):
                  "--config.model.num_layers=2"]) == 0
     assert main(["encode", files[0], "--workdir", str(wavenet_dir), "--out", str(tmp_path / "x.npy")]) == 2
     assert "not an autoencoder" in capsys.readouterr().err
+
+
+def test_vq_ema_autoencoder_on_8_devices_equals_one_device(tmp_path):
+    """The EMA codebook statistics see the global batch, so sharding changes nothing."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "ada_tiny.py"
+    code = textwrap.dedent(f"""
+        import jax, numpy as np
+        from audiozoo.config import apply_overrides, load_config
+        from audiozoo.train.loop import train
+        assert jax.device_count() == {{n}}
+        c = load_config("{config}:vq_ema")
+        apply_overrides(c, [("train.num_steps", "3"), ("train.batch_size", "8"),
+                            ("train.eval_every", "0"), ("task.num_samples", "0"),
+                            ("data.segment_length", "256"), ("data.num_train", "32"),
+                            ("model.decoder_layers", "2"), ("model.encoder_layers", "2")])
+        state = train(c, "{tmp_path}/d{{n}}")
+        np.savez("{tmp_path}/d{{n}}.npz", *jax.tree.leaves((state.params, state.extra)))
+    """)
+    for n in (1, 8):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+                   JAX_PLATFORMS="cpu")
+        result = subprocess.run([sys.executable, "-c", code.format(n=n)], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, eight = np.load(tmp_path / "d1.npz"), np.load(tmp_path / "d8.npz")
+    assert len(one.files) > 10
+    for key in one.files:
+        np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=1e-5)
+
+
+def test_resumed_vq_ema_run_equals_an_uninterrupted_one(tmp_path):
+    """The EMA codebook statistics are checkpointed with the parameters."""
+    from audiozoo.train.loop import train as train_config
+
+    def config(steps):
+        c = load_config("configs/ada_tiny.py:vq_ema")
+        apply_overrides(c, [("train.num_steps", str(steps)), ("train.batch_size", "4"),
+                            ("train.eval_every", "0"), ("train.checkpoint_every", "2"),
+                            ("task.num_samples", "0"), ("data.segment_length", "256"),
+                            ("data.num_train", "16"), ("model.decoder_layers", "2"),
+                            ("model.encoder_layers", "2")])
+        return c
+
+    train_config(config(2), tmp_path / "resumed")
+    resumed = train_config(config(4), tmp_path / "resumed")
+    straight = train_config(config(4), tmp_path / "straight")
+    for a, b in zip(jax.tree.leaves((resumed.params, resumed.extra)),
+                    jax.tree.leaves((straight.params, straight.extra))):
+        np.testing.assert_array_equal(a, b)
+    assert "vq_stats" in resumed.extra

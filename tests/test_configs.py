@@ -29,7 +29,7 @@ CONFIGS = list(_specs())
 
 RECEPTIVE_FIELDS = {"wavenet_tiny": 127, "wavenet_paper": 3070, "wavenet_ibab": 5116,
                     "wavenet_nv_medium": 2047, "wavenet_mol": 505, "nsynth_ae": 6139,
-                    "nsynth_ae_tiny": 125}
+                    "nsynth_ae_tiny": 125, "ada_tiny": 125, "ada_paper": 2047}
 
 
 @pytest.mark.parametrize("spec", CONFIGS, ids=lambda s: Path(s).name)

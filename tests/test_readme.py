@@ -13,3 +13,7 @@ def test_readme_python_example_runs(capsys):
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert capsys.readouterr().out.strip() == "2047"
     assert len(namespace["jax"].tree.leaves(namespace["grads"])) > 0
+    # The generation example continues in the same namespace.
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    assert namespace["codes"].shape == (4, 16000)
+    assert namespace["logits_t"].shape == (1, 256)

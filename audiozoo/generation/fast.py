@@ -116,7 +116,8 @@ class Generator:
     """A generation in progress: prepared parameters and conditioning, and the carried state.
 
     `run(n)` continues by n samples; successive runs equal one run of their total length.
-    `chunks(n)` yields fixed-size pieces so arbitrarily long audio uses bounded memory.
+    `chunks(n)` yields n-sample pieces, so arbitrarily long audio needs memory for one piece
+    (plus the local conditioning, upsampled once for the whole clip).
     """
 
     def __init__(self, net, variables, rng, num_steps: int, *, batch_size: int = 1,
@@ -155,7 +156,8 @@ class Generator:
         return codes
 
     def chunks(self, chunk_size: int):
-        """Yields int32 [batch, <= chunk_size] pieces until num_steps samples are made."""
+        """Yields int32 [batch, chunk_size] pieces (the last one shorter, which compiles
+        once more) until num_steps samples are made."""
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be >= 1")
         while self.done < self.num_steps:
