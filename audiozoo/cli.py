@@ -144,12 +144,11 @@ def _train(args, overrides) -> int:
 def _generate(args, overrides) -> int:
     import jax
 
-    from audiozoo.generation.stream import stream_to_files
     from audiozoo.train.loop import restore_latest
 
-    if args.seconds <= 0 or args.chunk_seconds <= 0:
-        raise ValueError(f"--seconds={args.seconds} and --chunk-seconds={args.chunk_seconds} "
-                         "must be > 0")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds={args.seconds} must be > 0")
+    _check_chunk_seconds(args)
     _, task, state = restore_latest(args.workdir)
     rate = task.sample_rate
     prime = _prime_audio(args.prime, rate)
@@ -161,15 +160,25 @@ def _generate(args, overrides) -> int:
     if prime is not None:  # the files hold the prime (as the model heard it), then the rest
         head = np.broadcast_to(np.asarray(task.dequantize(task.quantize(prime))),
                                (args.batch, len(prime)))
-    paths = _output_paths(args.out, args.batch)
+    return _stream(gen, lambda codes: np.asarray(task.dequantize(codes)), rate, args, head)
+
+
+def _check_chunk_seconds(args) -> None:
+    if args.chunk_seconds <= 0:
+        raise ValueError(f"--chunk-seconds={args.chunk_seconds} must be > 0")
+
+
+def _stream(gen, to_audio, rate: int, args, head=None) -> int:
+    """Streams gen's clips to --out (one file per batch row) and reports what was written."""
+    from audiozoo.generation.stream import stream_to_files
+
+    paths = _output_paths(args.out, gen.code.shape[0])
     written, interrupted = stream_to_files(
-        gen, paths, lambda codes: np.asarray(task.dequantize(codes)), rate,
-        chunk_size=max(1, int(args.chunk_seconds * rate)), head=head)
+        gen, paths, to_audio, rate, chunk_size=max(1, int(args.chunk_seconds * rate)), head=head)
     for path in paths:
         print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
     if interrupted:
-        print("audiozoo: interrupted; the files hold every chunk generated so far",
-              file=sys.stderr)
+        print("audiozoo: interrupted; the files hold every chunk made so far", file=sys.stderr)
         return 130
     return 0
 
@@ -202,12 +211,7 @@ def _local_cond(path):
 def _prime_audio(path, rate: int):
     from audiozoo.audio.io import read_audio
 
-    if path is None:
-        return None
-    audio = read_audio(path, rate)
-    if audio.size == 0:
-        raise ValueError(f"--prime {path!r} holds no samples")
-    return audio
+    return None if path is None else read_audio(path, rate)
 
 
 def _restore_autoencoder(workdir):
@@ -226,9 +230,7 @@ def _read_for_encoding(task, path):
     """Audio of `path` at the task's rate, zero-padded to whole latent frames: [1, time]."""
     from audiozoo.audio.io import read_audio
 
-    audio = read_audio(path, task.sample_rate)
-    if audio.size == 0:
-        raise ValueError(f"{path!r} holds no samples")
+    audio = read_audio(path, task.sample_rate)  # refuses empty or unreadable files
     frame = task.hop_to_audio * task.model.hop_length
     return np.pad(audio, (0, -len(audio) % frame))[None]
 
@@ -300,22 +302,12 @@ def _decode_to_files(task, variables, latent, args) -> int:
     """Top-down to the level-1 latent, then stream the audio to one file per batch row."""
     import jax
 
-    from audiozoo.generation.stream import stream_to_files
-
+    _check_chunk_seconds(args)
     rng = jax.random.key(args.seed)
     sampling = dict(temperature=args.temperature, method=args.method)
     audio_task, audio_vars, audio_latent = task.audio_latent(variables, latent, rng, **sampling)
     gen = audio_task.generator(audio_vars, audio_latent, rng, **sampling)
-    paths = _output_paths(args.out, gen.code.shape[0])
-    rate = task.sample_rate
-    written, interrupted = stream_to_files(gen, paths, audio_task.to_audio, rate,
-                                           chunk_size=max(1, int(args.chunk_seconds * rate)))
-    for path in paths:
-        print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
-    if interrupted:
-        print("audiozoo: interrupted; the files hold every chunk decoded so far", file=sys.stderr)
-        return 130
-    return 0
+    return _stream(gen, audio_task.to_audio, task.sample_rate, args)
 
 
 def _restore_classifier(workdir):

@@ -105,9 +105,9 @@ def choose(net, key, logits, sampling: Sampling):
 def nucleus(logits, top_p: float):
     """logits with every class outside the top-p nucleus set to -inf."""
     sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
-    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
     # A class is kept when the classes more probable than it hold less than top_p.
-    keep = (cumulative - jax.nn.softmax(sorted_logits, axis=-1)) < top_p
+    keep = (jnp.cumsum(probs, axis=-1) - probs) < top_p
     cutoff = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(logits >= cutoff, logits, -jnp.inf)
 

@@ -130,8 +130,8 @@ class AutoencoderTask(SupervisedTask):
 
     def lower_latent(self, variables, latent, rng, **sampling):
         """Top-down one level: this level's latent -> the latent of the level below."""
-        codes = self.generator(variables, latent, rng, **sampling).run(
-            latent.shape[1] * self.model.hop_length)
+        gen = self.generator(variables, latent, rng, **sampling)
+        codes = gen.run(gen.num_steps)
         return self.lower.latent(self.lower_variables, codes=codes)
 
     def audio_latent(self, variables, latent, rng, **sampling):
@@ -178,4 +178,4 @@ def _load_lower(workdir: str):
     if not isinstance(task, AutoencoderTask) or not task.model.discrete:
         raise ConfigError(f"task.lower_workdir={workdir!r} holds no discrete autoencoder; a "
                           "stacked level needs a trained ADA (bottleneck 'vq' or 'argmax') below")
-    return task, {"params": state.params, **state.extra}
+    return task, task.variables(state)
