@@ -107,6 +107,7 @@ def _add_decoding_args(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     from audiozoo.config import ConfigError, split_overrides
 
+    from_console = argv is None
     argv = sys.argv[1:] if argv is None else argv
     try:
         rest, overrides = split_overrides(argv)
@@ -120,10 +121,27 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"audiozoo: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("audiozoo: interrupted; finished training steps were checkpointed, rerun the "
-              "same command to resume", file=sys.stderr)
+    except OSError as e:  # e.g. a filesystem that turned read-only or full mid-run
+        print(f"audiozoo: error: {e.filename or 'I/O'}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"audiozoo: {getattr(e, 'message', '') or INTERRUPTED}", file=sys.stderr)
+        if from_console:
+            _exit_now(130)
         return 130
+
+
+INTERRUPTED = "interrupted; the files already written are complete (none is left half-written)"
+
+
+def _exit_now(code: int) -> None:
+    """Exits without interpreter teardown: after a KeyboardInterrupt that unwound out of XLA,
+    tearing down the runtime can segfault. Every file is closed or renamed by now."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _train(args, overrides) -> int:
@@ -171,10 +189,13 @@ def _check_chunk_seconds(args) -> None:
 def _stream(gen, to_audio, rate: int, args, head=None) -> int:
     """Streams gen's clips to --out (one file per batch row) and reports what was written."""
     from audiozoo.generation.stream import stream_to_files
+    from audiozoo.interrupt import graceful_interrupt
 
     paths = _output_paths(args.out, gen.code.shape[0])
-    written, interrupted = stream_to_files(
-        gen, paths, to_audio, rate, chunk_size=max(1, int(args.chunk_seconds * rate)), head=head)
+    with graceful_interrupt("the current chunk"):
+        written, interrupted = stream_to_files(
+            gen, paths, to_audio, rate, chunk_size=max(1, int(args.chunk_seconds * rate)),
+            head=head)
     for path in paths:
         print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
     if interrupted:
@@ -249,13 +270,10 @@ def _encode(args, overrides) -> int:
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """Atomically: readers see the old file or the whole new one."""
-    import os
+    from audiozoo.files import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def _decode(args, overrides) -> int:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from audiozoo.files import atomic_path, move_into_place, temporary_name_for
 
 __all__ = [
     "AudioError",
@@ -153,26 +154,8 @@ def write_audio(
     fmt = _format_for(path, subtype)
     _check_rate(path, sample_rate)
     data = _checked_samples(path, audio, clip=clip)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # Same directory as the target so os.replace is a rename on one filesystem, which
-    # is atomic: readers see either the old file or the complete new one.
-    fd, tmp_path = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    os.close(fd)
-    try:
-        sf.write(tmp_path, data, int(sample_rate), subtype=subtype, format=fmt)
-        # mkstemp makes the file owner-only; give it the usual permissions (or keep
-        # those of the file being replaced).
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: never leave the temp file behind.
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_path(path) as tmp:
+        sf.write(tmp, data, int(sample_rate), subtype=subtype, format=fmt)
 
 
 class AudioStreamWriter:
@@ -187,7 +170,9 @@ class AudioStreamWriter:
     After every `write` the header is updated and the file flushed, so if the process
     stops (Ctrl-C, crash, kill) the file on disk is a valid WAV holding every chunk
     written so far. Each chunk gets the same NaN/Inf and range checks as `write_audio`.
-    Unlike `write_audio` this writes to `path` directly: a partial file is the point.
+    The stream starts in a temporary file beside `path` that replaces `path` once the first
+    chunk is in it, so a run stopped before it has anything to show leaves an existing file
+    at `path` untouched (and removes the temporary).
     """
 
     def __init__(
@@ -213,6 +198,7 @@ class AudioStreamWriter:
                 f"{channels}."
             )
         self._file: sf.SoundFile | None = None
+        self._pending = None  # the temporary file until the first chunk is in it
 
     def __enter__(self) -> "AudioStreamWriter":
         self.open()
@@ -228,9 +214,9 @@ class AudioStreamWriter:
         self.close()
 
     def open(self) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._pending = temporary_name_for(self.path)
         self._file = sf.SoundFile(
-            self.path,
+            self._pending,
             mode="w",
             samplerate=self.sample_rate,
             channels=self.channels,
@@ -250,10 +236,16 @@ class AudioStreamWriter:
         self._file.write(data)
         self.frames_written += data.shape[0]
         self._sync()
+        if self._pending is not None:  # the open file keeps being written under its new name
+            move_into_place(self._pending, self.path)
+            self._pending = None
 
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.close()
+        if self._pending is not None:  # nothing was written: leave `path` as it was
+            self._pending.unlink(missing_ok=True)
+            self._pending = None
 
     def _with_channels(self, data: np.ndarray) -> np.ndarray:
         if data.ndim == 1:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from jax.typing import ArrayLike
+
+from audiozoo.files import write_text_atomic
 
 __all__ = ["FeatureStats"]
 
@@ -84,17 +85,7 @@ class FeatureStats:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes JSON atomically: readers see the old file or the new one, never half."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:

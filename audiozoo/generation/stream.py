@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from audiozoo.audio.io import AudioStreamWriter
 from audiozoo.generation.fast import Generator
+from audiozoo.interrupt import stop_requested
 
 
 def stream_to_files(gen: Generator, paths: Sequence[str | os.PathLike],
@@ -28,7 +29,8 @@ def stream_to_files(gen: Generator, paths: Sequence[str | os.PathLike],
 
     to_audio maps codes [batch, n] to float audio [batch, n]; head, audio [batch, m], is
     written first (e.g. the prime being continued). A KeyboardInterrupt stops the run after
-    the last complete chunk instead of propagating, so the caller can report it.
+    the last complete chunk instead of propagating, so the caller can report it; so does a
+    Ctrl-C deferred by `audiozoo.interrupt.graceful_interrupt`.
     """
     if len(paths) != gen.code.shape[0]:
         raise ValueError(f"{len(paths)} output paths for a batch of {gen.code.shape[0]}")
@@ -42,6 +44,8 @@ def stream_to_files(gen: Generator, paths: Sequence[str | os.PathLike],
             for codes in gen.chunks(chunk_size):
                 _write_rows(writers, to_audio(np.asarray(codes)))
                 bar.update(codes.shape[1])
+                if stop_requested():
+                    return writers[0].frames_written, True
         except KeyboardInterrupt:
             return writers[0].frames_written, True
         return writers[0].frames_written, False

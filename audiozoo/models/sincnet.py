@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 from typing import ClassVar, Sequence
 
 import jax
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from audiozoo.files import atomic_path
 from audiozoo.nn.sinc import SincConv, sinc_filters
 
 # Dense init of the reference: U(+-sqrt(0.01 / (fan_in + fan_out))) = variance scaling over
@@ -249,19 +249,7 @@ def _spread(count: int, max_filters: int | None) -> np.ndarray:
 
 
 def _save_atomically(fig, path: str) -> str:
-    """Save to a temp file beside `path`, then rename: readers never see half a PNG."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        # mkstemp makes the file owner-only; keep the replaced file's mode, else 0644.
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Readers never see half a PNG."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path

@@ -3,6 +3,7 @@ evaluation, checkpoints, samples. Model-specific work happens in the task."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -13,16 +14,26 @@ from tqdm import tqdm
 from audiozoo import config as config_lib
 from audiozoo.audio.io import write_audio
 from audiozoo.data import BatchLoader, make_dataset
+from audiozoo.files import WorkdirLock, make_dir, remove_stale_temporaries, write_text_atomic
+from audiozoo.interrupt import graceful_interrupt, stop_requested
 from audiozoo.tasks import build_task
 from audiozoo.train import mesh as mesh_lib
 from audiozoo.train.checkpoint import Checkpointer, check_compatible
-from audiozoo.train.metrics import MetricWriter, plot_loss_curve, write_text_atomic
+from audiozoo.train.metrics import MetricWriter, plot_loss_curve
 
 CONFIG_FILE = "config.json"
 
 
 class TrainingDivergedError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a run; `message` says what was saved and how to go on."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 def load_workdir_config(workdir: str | Path):
@@ -97,7 +108,10 @@ class Trainer:
 
     # ---- loop ---------------------------------------------------------------------
     def run(self):
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.workdir)
+        if self.is_main:  # what a killed run left half-written; the workdir lock makes it ours
+            for folder in (self.workdir, self.workdir / "samples"):
+                remove_stale_temporaries(folder)
         state, start = self.initial_state()
         if self.is_main:
             write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
@@ -108,6 +122,8 @@ class Trainer:
         batches = self.train_loader.iterate(start, train.num_steps)
         try:
             for step, host_batch in zip(range(start, train.num_steps), batches):
+                if stop_requested():
+                    raise KeyboardInterrupt
                 rng = jax.random.fold_in(self.step_key, step)
                 state, metrics = self._train_step(state, self.batch(host_batch), rng)
                 pending.append(metrics)
@@ -127,11 +143,13 @@ class Trainer:
                 bar.update(1)
         except KeyboardInterrupt:
             # Ctrl-C keeps the finished steps: save them, so rerunning the command resumes here.
-            if done > saved:
+            # (A second Ctrl-C inside XLA can leave the state donated to an unfinished step.)
+            if done > saved and not _deleted(state):
                 if pending:
                     self._flush(done, pending)
                 self.save(done, state)
-            raise
+            self.checkpointer.wait()
+            raise TrainingInterrupted(_interrupted_message(self.checkpointer, f"at step {done}")) from None
         finally:
             batches.close()
             bar.close()
@@ -188,11 +206,36 @@ def _mean_metrics(metrics: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
 
 
+def _interrupted_message(checkpointer: Checkpointer, when: str) -> str:
+    latest = checkpointer.latest_step()
+    if latest is None:
+        return (f"interrupted {when}, before any checkpoint was written; nothing was saved, "
+                "and rerunning the same command starts from the beginning")
+    return (f"interrupted {when}; the checkpoint of step {latest} in {checkpointer.directory} "
+            "is kept: rerun the same command to resume there")
+
+
+def _deleted(tree) -> bool:
+    return any(isinstance(x, jax.Array) and x.is_deleted() for x in jax.tree.leaves(tree))
+
+
 def _every(step: int, *periods: int) -> bool:
     """Whether step is a multiple of any of the (positive) periods; 0 means never."""
     return any(p and step % p == 0 for p in periods)
 
 
 def train(config, workdir):
-    """Trains (resuming from the workdir's latest checkpoint) and returns the final state."""
-    return Trainer(config, workdir).run()
+    """Trains (resuming from the workdir's latest checkpoint) and returns the final state.
+
+    The run holds the workdir's lock (one run per workdir; in a multi-host run process 0 holds
+    it for all), and Ctrl-C stops it after the current step, saving the finished steps
+    (`TrainingInterrupted` says what was kept)."""
+    lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock, graceful_interrupt("the current training step"):
+        try:
+            return Trainer(config, workdir).run()
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C during start-up
+            message = _interrupted_message(Checkpointer(workdir), "during start-up")
+            raise TrainingInterrupted(message) from None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from audiozoo.files import atomic_path, write_text_atomic
 
 
 class MetricWriter:
@@ -45,15 +47,25 @@ def _plain(value):
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """The records of a JSONL file. A torn last line (a run killed while appending it) is
+    dropped with a warning; a bad line anywhere else is an error naming the file and line."""
+    lines = Path(path).read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if number == len(lines):
+                warnings.warn(f"{path}: dropping its torn last line {number} (a run stopped "
+                              "while writing it)", stacklevel=2)
+                break
+            raise ValueError(f"{path}, line {number}, is not JSON ({e}); the file was edited "
+                             "or damaged: fix or delete that line, then rerun") from None
+    return records
 
 
 def plot_loss_curve(records: list[dict], out_path: str | Path, key: str = "loss") -> None:
@@ -81,8 +93,8 @@ def save_figure(fig, path: str | Path) -> None:
     """Saves a matplotlib figure as PNG atomically, then closes it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
