@@ -109,6 +109,25 @@ def test_classify_names_come_from_the_workdir_not_the_data_folder(trained, tmp_p
         (workdir / "config.json").write_text(json.dumps(config))
 
 
+def test_workdir_without_labels_json_falls_back_with_a_warning(trained, tmp_path, capsys):
+    workdir, _, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(workdir, old)
+    (old / "labels.json").unlink()
+    wav = _tone(tmp_path / "x.wav", 600.0)
+    with pytest.warns(UserWarning, match="labels.json does not exist"):
+        assert main(["classify", str(wav), "--workdir", str(old), "--top", "3"]) == 0
+    ranked = capsys.readouterr().out.strip().split("\t")[1:]
+    assert sorted(item.split(" ")[0] for item in ranked) == ["c1", "c10", "c2"]
+    from audiozoo.tasks.classify import load_label_set
+    from audiozoo.train.loop import load_workdir_config
+
+    with pytest.warns(UserWarning):
+        labels = load_label_set(old, load_workdir_config(old), 3)
+    # Such runs numbered folder classes alphabetically, and the fallback keeps that order.
+    assert labels.classes == ("c1", "c10", "c2")
+
+
 def test_resume_with_a_changed_label_set_is_refused(tmp_path, capsys):
     root = _folders(tmp_path / "data")
     assert main(_train_args(tmp_path / "run", root, "--config.model.num_classes=3")) == 0

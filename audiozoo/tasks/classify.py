@@ -81,7 +81,10 @@ def load_label_set(workdir, config, num_classes: int) -> LabelSet:
         warnings.warn(f"{path} does not exist (the run predates saved label sets): class names "
                       f"are rebuilt from config.data as it is now, which is right only if its "
                       f"classes have not changed since training", stacklevel=2)
-        names = class_names(config.data, key) or [str(i) for i in range(num_classes)]
+        names = class_names(config.data, key)
+        # Folder and table classes were numbered in alphabetical order then.
+        names = (sorted(names) if key == "label" else names) if names else None
+        names = names or [str(i) for i in range(num_classes)]
         labels = LabelSet(tuple(names), key, bool(config.task.multi_label))
     if len(labels.classes) != num_classes:
         raise ConfigError(f"{path} names {len(labels.classes)} classes but the model in {workdir} "
