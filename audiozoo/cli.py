@@ -6,8 +6,9 @@
     audiozoo encode FILE.wav --workdir DIR --out LATENT.npy    (autoencoders)
     audiozoo decode LATENT.npy --workdir DIR --out FILE.wav
     audiozoo interpolate A.wav B.wav --workdir DIR --weights 0.5 --out MIX.wav
-    audiozoo evaluate --workdir DIR [--confusion FILE.png]     (classifiers)
-    audiozoo classify FILE.wav --workdir DIR [--top K]         (classifiers)
+    audiozoo evaluate --workdir DIR [--data DIR] [--confusion FILE.png] [--config.data.a=v]
+    audiozoo classify FILE_OR_DIR ... --workdir DIR [--top K] [--out FILE.csv|.json]
+                      [--pooling P] [--min-db DB]                   (classifiers)
     audiozoo stats --config configs/NAME.py --out STATS.json   (front-end normalisation)
 """
 
@@ -76,16 +77,31 @@ def _parser() -> argparse.ArgumentParser:
                      help="weights of B: latent (1 - w) * A + w * B; one clip per weight")
     _add_decoding_args(mix)
 
-    ev = verbs.add_parser("evaluate", help="accuracy, mAP and a confusion matrix on the eval split")
+    ev = verbs.add_parser("evaluate", help="accuracy, mAP, per-class scores, a confusion matrix "
+                          "and every file's prediction, on the eval split or other data")
     ev.add_argument("--workdir", required=True)
-    ev.add_argument("--split", default="eval", choices=("train", "eval"))
+    ev.add_argument("--split", default="eval", choices=("train", "eval"),
+                    help="split of the config's data (with --config.data.* overrides applied)")
+    ev.add_argument("--data", default=None,
+                    help="evaluate on every file of this folder of class subfolders instead")
     ev.add_argument("--batch", type=int, default=32)
     ev.add_argument("--confusion", default=None, help="PNG path (default WORKDIR/confusion.png)")
+    ev.add_argument("--report", default=None,
+                    help="JSON report path (default: beside the PNG, same name with .json)")
 
-    cl = verbs.add_parser("classify", help="classify one audio file with a trained classifier")
-    cl.add_argument("file")
+    cl = verbs.add_parser("classify", help="classify audio files (or folders of them) with a "
+                          "trained classifier, batched")
+    cl.add_argument("files", nargs="*", help="audio files and folders (searched recursively)")
+    cl.add_argument("--list", default=None, help="a text file naming audio files, one per line")
     cl.add_argument("--workdir", required=True)
     cl.add_argument("--top", type=int, default=5)
+    cl.add_argument("--out", default=None, help="also write the results to a .csv or .json file")
+    cl.add_argument("--batch", type=int, default=64, help="windows per model call")
+    cl.add_argument("--pooling", default="mean_logits",
+                    choices=("mean_logits", "mean_probs", "max"),
+                    help="how the windows of a long file are combined")
+    cl.add_argument("--min-db", type=float, default=-60.0,
+                    help="skip windows quieter than this RMS level in dBFS (-inf keeps all)")
 
     st = verbs.add_parser("stats", help="mean/std of a config's front-end features on its train data")
     st.add_argument("--config", required=True)
@@ -112,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rest, overrides = split_overrides(argv)
         args = _parser().parse_args(rest)
-        if overrides and args.verb not in ("train", "stats"):
-            raise ConfigError(f"--config.* overrides apply to `train` and `stats`, not `{args.verb}`")
+        _check_overrides(args.verb, overrides)
         verbs = {"train": _train, "generate": _generate, "encode": _encode, "decode": _decode,
                  "interpolate": _interpolate, "evaluate": _evaluate, "classify": _classify,
                  "stats": _stats}
@@ -142,6 +157,28 @@ def _exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# Data fields that are part of what the model was trained to read: not overridable at
+# evaluation time.
+MODEL_INPUT_FIELDS = ("data.sample_rate", "data.segment_length")
+
+
+def _check_overrides(verb: str, overrides) -> None:
+    """train and stats take any override; evaluate and classify only those that select
+    data (--config.data.*), never ones that change the trained model."""
+    from audiozoo.config import ConfigError
+
+    if verb in ("train", "stats"):
+        return
+    for key, _ in overrides:
+        if verb not in ("evaluate", "classify"):
+            raise ConfigError(f"--config.{key}: overrides apply to `train`, `stats`, and "
+                              f"(data only) `evaluate` and `classify`, not `{verb}`")
+        if not key.startswith("data.") or key in MODEL_INPUT_FIELDS:
+            raise ConfigError(f"--config.{key}: `{verb}` takes only --config.data.* overrides that "
+                              "select data (not data.sample_rate or data.segment_length); the "
+                              "model, front end and task are fixed by the trained workdir")
 
 
 def _train(args, overrides) -> int:
@@ -328,67 +365,62 @@ def _decode_to_files(task, variables, latent, args) -> int:
     return _stream(gen, audio_task.to_audio, task.sample_rate, args)
 
 
-def _restore_classifier(workdir):
-    from audiozoo.config import ConfigError
+def _restore_classifier(workdir, overrides=()):
+    """(config with the data overrides applied, task, state, label set) of a classifier."""
+    from audiozoo.config import ConfigError, apply_overrides
+    from audiozoo.tasks.classify import load_label_set
     from audiozoo.train.loop import restore_latest
 
     config, task, state = restore_latest(workdir)
     if not hasattr(task, "predict"):
         raise ConfigError(f"the model in {workdir} ({config.model.name}) is not a classifier")
-    return config, task, state
+    apply_overrides(config, overrides)
+    return config, task, state, load_label_set(workdir, config, task.num_classes)
 
 
 def _evaluate(args, overrides) -> int:
-    from pathlib import Path
-
     from audiozoo import evaluation
-    from audiozoo.data import class_names, make_dataset
+    from audiozoo.data import labelled_folder, make_dataset
 
-    config, task, state = _restore_classifier(args.workdir)
-    dataset = make_dataset(config.data, args.split)
-    logits, labels = evaluation.predict_dataset(task, state, dataset, args.batch)
-    report = evaluation.classification_report(logits, labels, task.multi_label)
-    print(f"{args.split}: {len(dataset)} examples, accuracy {report['accuracy']:.4f}, "
-          f"mAP {report['mAP']:.4f}")
+    config, task, state, labels = _restore_classifier(args.workdir, overrides)
+    if args.data:
+        dataset, what = labelled_folder(config.data, args.data), args.data
+    else:
+        dataset, what = make_dataset(config.data, args.split), args.split
+    report = evaluation.evaluate(task, state, dataset, labels, batch_size=args.batch,
+                                 model=config.model.name, data=what)
+    print(f"{what}: {report['examples']} examples, accuracy {report['accuracy']:.4f}, "
+          f"mAP {report['mAP']:.4f}, macro F1 {report['macro']['f1']:.4f}")
+    png = Path(args.confusion or Path(args.workdir) / "confusion.png")
     if "confusion" in report:
-        names = class_names(config.data, task.label_key) or [str(i) for i in range(task.num_classes)]
-        path = Path(args.confusion or Path(args.workdir) / "confusion.png")
-        evaluation.plot_confusion(report["confusion"], names, path)
-        print(f"wrote {path}")
+        evaluation.plot_confusion(report["confusion"]["counts"], labels.classes, png,
+                                  evaluation.report_title(report))
+        print(f"wrote {png}")
+    path = Path(args.report or png.with_suffix(".json"))
+    evaluation.write_report(report, path)
+    print(f"wrote {path}")
     return 0
 
 
 def _classify(args, overrides) -> int:
-    import jax
+    from audiozoo import inference
 
-    from audiozoo.audio.io import read_audio
-    from audiozoo.data import class_names
-
-    config, task, state = _restore_classifier(args.workdir)
-    audio = read_audio(args.file, config.data.sample_rate)
-    windows = _windows(audio, config.data.segment_length)
-    # Long files: average the logits of consecutive windows.
-    logits = np.asarray(task.predict(state, windows)).mean(axis=0)
-    names = class_names(config.data, task.label_key) or [str(i) for i in range(task.num_classes)]
-    # Per-class sigmoid for multi-label models, a softmax over classes otherwise.
-    scores = jax.nn.sigmoid(logits) if task.multi_label else jax.nn.softmax(logits)
-    scores = np.asarray(scores)
-    for i in np.argsort(-scores)[: args.top]:
-        print(f"{names[i]}\t{scores[i]:.4f}")
+    config, task, state, labels = _restore_classifier(args.workdir, overrides)
+    files = inference.collect_files(args.files, args.list, tuple(config.data.get("extensions", ())) or
+                                    inference.DEFAULT_EXTENSIONS)
+    classifier = inference.Classifier(task, state, labels, batch_size=args.batch,
+                                      min_db=args.min_db, pooling=args.pooling)
+    results = classifier.classify(files)
+    for result in results:
+        print(inference.describe(result, labels.classes, args.top, args.min_db))
+    if args.out:
+        inference.write_results(results, labels.classes, args.out, args.top)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
-def _windows(audio, length: int):
-    """Consecutive segment_length windows covering the file (the last zero-padded)."""
-
-    count = max(1, -(-len(audio) // length))
-    padded = np.zeros(count * length, np.float32)
-    padded[: len(audio)] = audio
-    return padded.reshape(count, length)
-
-
 def _stats(args, overrides) -> int:
-    from audiozoo.audio.stats import FeatureStats
+    from audiozoo.audio.stats import FeatureStats, normalisation_advice
     from audiozoo.audio.frontend import Frontend
     from audiozoo.config import apply_overrides, load_config
     from audiozoo.data import BatchLoader, make_dataset
@@ -403,8 +435,7 @@ def _stats(args, overrides) -> int:
     for step in range(min(args.batches, int(loader.steps_per_epoch))):
         stats.update(frontend(loader.host_batch(step)["audio"]))
     stats.save(args.out)
-    print(f"mean {stats.mean:.6f} std {stats.std:.6f} over {stats.count} values; train with "
-          f"--config.frontend.mean={stats.mean:.6f} --config.frontend.std={stats.std:.6f}")
+    print(normalisation_advice(frontend.kind, stats))
     return 0
 
 

@@ -131,10 +131,12 @@ def from_json(text: str) -> ml_collections.ConfigDict:
 # Default `task` section of each task (see audiozoo.tasks).
 TASK_DEFAULTS = {
     "wavenet": {"global_cond": "", "input_noise": 0.0, "num_samples": 2, "sample_seconds": 0.5},
-    "classify": {"label_key": "family", "multi_label": False, "label_smoothing": 0.0,
+    # label_key "": the data's own label ("label" for wav_folder/csv, "family" for the
+    # synthetic notes); time_shift: max random shift of each training clip, in seconds.
+    "classify": {"label_key": "", "multi_label": False, "label_smoothing": 0.0,
                  "mixup_alpha": 0.0, "spec_augment": False, "time_masks": 2,
                  "time_mask_param": 40, "freq_masks": 2, "freq_mask_param": 15,
-                 "init_from_hf": ""},
+                 "time_shift": 0.0, "init_from_hf": ""},
     # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
     "autoencoder": {"lower_workdir": "", "num_samples": 2},
 }
@@ -156,6 +158,9 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         # wav_folder (and csv)
         "root": "", "eval_root": "", "eval_fraction": 0.1, "eval_list": "", "labels": False,
         "skip_bad": False, "resample": True,
+        # Where a file shorter than the segment sits; classifiers must not learn that sounds
+        # start at sample 0, so they place short clips at random.
+        "pad_mode": "random" if task == "classify" else "end",
         # csv (ESC-50 layout)
         "csv_path": "meta/esc50.csv", "audio_dir": "audio", "file_column": "filename",
         "label_column": "category", "fold_column": "fold", "eval_folds": (5,),

@@ -4,8 +4,8 @@ sentence-level classification error rate, 462 speakers).
 Needs TIMIT arranged one folder per speaker (data.root/SPEAKER/*.wav, 16 kHz) with a
 testing list of held-out sentences (the paper trains on 5 sentences per speaker and tests on
 3). The paper's sentence error comes from averaging the chunk posteriors of a whole sentence;
-`audiozoo classify` does that for one file (consecutive 200 ms windows, mean logits), and
-`audiozoo evaluate` reports the chunk-level accuracy.
+`audiozoo classify FILES --pooling mean_probs` does that per file (consecutive 200 ms windows,
+their posteriors averaged), and `audiozoo evaluate` reports the chunk-level accuracy.
 
     audiozoo train --config configs/sincnet_timit.py --workdir runs/sincnet_timit \\
         --config.data.root=/data/timit_speakers --config.data.eval_list=test_sentences.txt

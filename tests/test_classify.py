@@ -65,10 +65,12 @@ def test_evaluate_and_classify_verbs(tmp_path, capsys):
     sf.write(wav, 0.3 * np.sin(np.arange(20000) * 0.1), 16000)  # 1.25 s: three windows
     assert main(["classify", str(wav), "--workdir", str(workdir), "--top", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 1  # one line per file: path, then "name score" for the top 3
+    path, *ranked = lines[0].split("\t")
+    assert path == str(wav) and len(ranked) == 3
     names = {"sine", "square", "saw", "pluck", "bell"}
-    assert all(line.split("\t")[0] in names for line in lines)
-    scores = [float(line.split("\t")[1]) for line in lines]
+    assert all(item.split(" ")[0] in names for item in ranked)
+    scores = [float(item.split(" ")[1]) for item in ranked]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
 
 

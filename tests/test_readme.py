@@ -17,3 +17,50 @@ def test_readme_python_example_runs(capsys):
     exec(compile(blocks[1], "README.md", "exec"), namespace)
     assert namespace["codes"].shape == (4, 16000)
     assert namespace["logits_t"].shape == (1, 256)
+
+
+def _readme_commands(marker: str) -> list[list[str]]:
+    """The `audiozoo ...` commands of the README's bash block that contains `marker`."""
+    import shlex
+
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S) if marker in b]
+    assert len(blocks) == 1, f"one README bash block must contain {marker!r}"
+    lines = blocks[0].replace("\\\n", " ").splitlines()
+    return [shlex.split(line)[1:] for line in lines if line.startswith("audiozoo ")]
+
+
+def test_readme_classifier_recipe_runs(tmp_path, monkeypatch, capsys):
+    """Train on a folder, evaluate on the test folder, classify a folder: the README's
+    commands as written, on tiny folders of tones (ten classes, as the README says), with
+    only the length of training cut down."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from audiozoo.cli import main
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rate, t = 16000, np.arange(4000) / 16000
+    for i, word in enumerate(words):
+        for split, count in (("train", 2), ("test", 1), ("new", 1)):
+            for k in range(count):
+                folder = tmp_path / "digits" / split / (word if split != "new" else "")
+                folder.mkdir(parents=True, exist_ok=True)
+                name = f"{k}.wav" if split != "new" else f"{word}.wav"
+                sf.write(folder / name, 0.3 * np.sin(2 * np.pi * 200 * (i + 1) * t), rate)
+    (tmp_path / "configs").symlink_to(README.parent / "configs")  # the README runs from the repo
+    monkeypatch.chdir(tmp_path)
+    commands = _readme_commands("--config.data.eval_root=digits/test")
+    assert [c[0] for c in commands] == ["train", "evaluate", "classify"]
+    short = ["--config.train.num_steps=2", "--config.train.batch_size=4",
+             "--config.train.eval_every=0", "--config.train.checkpoint_every=2"]
+    assert main(commands[0] + short) == 0
+    labels = json.loads((tmp_path / "runs/digits/labels.json").read_text())
+    assert labels["classes"] == sorted(words) and labels["label_key"] == "label"
+    assert main(commands[1]) == 0
+    report = json.loads((tmp_path / "runs/digits/test.json").read_text())
+    assert report["examples"] == 10 and (tmp_path / "runs/digits/test.png").exists()
+    assert main(commands[2]) == 0
+    rows = (tmp_path / "runs/digits/new.csv").read_text().strip().splitlines()
+    assert len(rows) == 11 and all(row.split(",")[3] in words for row in rows[1:])

@@ -1,4 +1,4 @@
-"""Batch augmentation for the classifiers: SpecAugment masks and mixup.
+"""Batch augmentation for the classifiers: SpecAugment masks, mixup and random time shift.
 
 - `spec_augment`: time and frequency masking of SpecAugment (Park et al. 2019, section 2;
   time warping is left out, as AST and PANNs also leave it out). Each mask's width t is
@@ -8,8 +8,12 @@
   x = lam x_i + (1 - lam) x_j, y = lam y_i + (1 - lam) y_j with lam ~ Beta(alpha, alpha),
   here one lam per example and j given by a random permutation of the batch, so the
   partners come from the same batch and no second data stream is needed.
+- `time_shift`: moves each waveform by a random whole number of samples in
+  [-max_shift, max_shift] (one draw per example), filling the vacated end with zeros
+  rather than wrapping around, so no onset appears in the middle of a clip.
 
-Both are pure jax functions of an explicit PRNG key and jit-able (mask counts are static).
+All are pure jax functions of an explicit PRNG key and jit-able (mask counts and shift
+bounds are static).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = ["mixup", "spec_augment"]
+__all__ = ["mixup", "spec_augment", "time_shift"]
 
 
 def _band_masks(rng: jax.Array, batch: int, size: int, count: int, param: int) -> jnp.ndarray:
@@ -103,3 +107,26 @@ def _mixup(rng, x, labels, alpha):
         return w * a + (1 - w) * a[perm]
 
     return mix(x), mix(labels.astype(jnp.promote_types(labels.dtype, jnp.float32)))
+
+
+def time_shift(rng: jax.Array, audio: ArrayLike, max_shift: int) -> jnp.ndarray:
+    """Shifts each row of [batch, samples] by its own uniform shift in [-max_shift, max_shift]
+    samples (positive: later), zero-filled. `max_shift` is a Python int (static under jit)."""
+    audio = jnp.asarray(audio)
+    if audio.ndim != 2:
+        raise ValueError(f"time_shift expects [batch, samples], got shape {audio.shape}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift={max_shift} must be >= 0")
+    if max_shift == 0:
+        return audio
+    return _time_shift(rng, audio, max_shift=int(max_shift))
+
+
+@functools.partial(jax.jit, static_argnames=("max_shift",))
+def _time_shift(rng, audio, *, max_shift: int):
+    batch, length = audio.shape
+    shifts = jax.random.randint(rng, (batch, 1), -max_shift, max_shift + 1)
+    source = jnp.arange(length)[None, :] - shifts
+    inside = (source >= 0) & (source < length)
+    moved = jnp.take_along_axis(audio, jnp.clip(source, 0, length - 1), axis=1)
+    return jnp.where(inside, moved, jnp.zeros((), audio.dtype))

@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 
 from audiozoo.files import write_text_atomic
 
-__all__ = ["FeatureStats"]
+__all__ = ["FeatureStats", "normalisation_advice"]
 
 
 class FeatureStats:
@@ -118,3 +118,15 @@ class FeatureStats:
             return f"FeatureStats(per_bin={self.per_bin}, count=0)"
         return (f"FeatureStats(per_bin={self.per_bin}, count={self.count}, mean={self.mean}, "
                 f"std={self.std})")
+
+
+def normalisation_advice(kind: str, stats: FeatureStats) -> str:
+    """What to train with, given statistics of a front end's raw features: the override
+    flags for log-mel and fbank; for a waveform front end, which takes no mean/std (it passes
+    audio through unchanged, and the trainer refuses other values), that none applies."""
+    measured = f"mean {stats.mean:.6f} std {stats.std:.6f} over {stats.count} values"
+    if kind == "waveform":
+        return (f"{measured} (raw waveform); a 'waveform' front end is not normalised, so no "
+                "--config.frontend.mean/std flag applies")
+    return (f"{measured}; train with --config.frontend.mean={stats.mean:.6f} "
+            f"--config.frontend.std={stats.std:.6f}")

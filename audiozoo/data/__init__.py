@@ -8,7 +8,9 @@
   split is ``eval_root`` if set, else the last ``eval_fraction`` of the sorted
   files (per class folder with ``labels=True``), or the files named in
   ``eval_list`` (Speech Commands' testing_list.txt); train then gets the rest.
-  In label mode, folders starting with "_" are not classes and are left out.
+  In label mode, folders starting with "_" are not classes and are left out, and
+  class ids follow the training folder's class names in natural order.
+  ``pad_mode`` ("end" or "random") says where a file shorter than the segment sits.
 * ``csv``: files and labels from a metadata table, folds for the split (ESC-50).
 * ``nsynth``: the NSynth json/wav release under ``root`` (``root/nsynth-train/...``).
   Train reads ``nsynth-train``, eval reads ``eval_split`` ("valid" unless set).
@@ -36,6 +38,7 @@ from audiozoo.data.wav_folder import (
     WavFolder,
     class_of,
     list_audio_files,
+    sorted_classes,
     split_files,
 )
 
@@ -50,6 +53,8 @@ __all__ = [
     "SyntheticNotes",
     "WavFolder",
     "class_names",
+    "label_names",
+    "labelled_folder",
     "make_dataset",
 ]
 
@@ -85,6 +90,16 @@ def class_names(data_config: Any, label_key: str) -> list[str] | None:
         return None
 
 
+def label_names(dataset: Dataset, label_key: str) -> tuple[str, ...] | None:
+    """Names of `dataset`'s classes behind `label_key`, in id order, or None when the
+    dataset does not name them (e.g. synthetic pitch)."""
+    if label_key == "label":
+        return tuple(getattr(dataset, "classes", ())) or None
+    if label_key == "family" and hasattr(dataset, "families"):
+        return tuple(dataset.families)
+    return None
+
+
 def _synthetic(cfg: Any, split: str, cls: type = SyntheticNotes) -> SyntheticNotes:
     train = split == "train"
     return cls(
@@ -104,15 +119,12 @@ def _wav_folder(cfg: Any, split: str) -> WavFolder:
     extensions = tuple(_field(cfg, "extensions", DEFAULT_EXTENSIONS))
     if not root:
         raise DataError("config.data.root is empty; set --config.data.root=/path/to/audio")
-    train_files = list_audio_files(root, extensions)
-    if labels:
-        # Folders starting with "_" are not classes (Speech Commands' _background_noise_).
-        train_files = [f for f in train_files if not class_of(f, root).startswith("_")]
+    train_files = class_files(root, extensions, labels)
     # Label ids come from the training folder so that both splits number classes alike.
-    classes = sorted({class_of(f, root) for f in train_files}) if labels else None
+    classes = sorted_classes(class_of(f, root) for f in train_files) if labels else None
     eval_list = _field(cfg, "eval_list", "")
     if eval_root:
-        files = train_files if split == "train" else None
+        files = train_files if split == "train" else class_files(eval_root, extensions, labels)
         folder = root if split == "train" else eval_root
     elif eval_list:
         files, folder = _listed_split(train_files, root, eval_list, split), root
@@ -131,7 +143,32 @@ def _wav_folder(cfg: Any, split: str) -> WavFolder:
         files=files,
         classes=classes,
         seed=_field(cfg, "seed"),
+        pad_mode=_field(cfg, "pad_mode", "end"),
     )
+
+
+def labelled_folder(cfg: Any, folder: str) -> WavFolder:
+    """Every file of a folder of class subfolders (folder/CLASS/...), read as `cfg` (a data
+    config) reads audio; e.g. a test set to evaluate a trained classifier on."""
+    extensions = tuple(_field(cfg, "extensions", DEFAULT_EXTENSIONS))
+    return WavFolder(folder, sample_rate=_field(cfg, "sample_rate"),
+                     segment_length=_field(cfg, "segment_length"), labels=True,
+                     skip_bad=bool(_field(cfg, "skip_bad", False)),
+                     resample=bool(_field(cfg, "resample", True)), extensions=extensions,
+                     files=class_files(folder, extensions, True), seed=_field(cfg, "seed"),
+                     pad_mode=_field(cfg, "pad_mode", "end"))
+
+
+def class_files(root: str, extensions, labels: bool) -> list[str]:
+    """The audio files under `root`; in label mode without folders starting with "_",
+    which are not classes (Speech Commands' _background_noise_)."""
+    files = list_audio_files(root, extensions)
+    if labels:
+        files = [f for f in files if not class_of(f, root).startswith("_")]
+    if not files:
+        raise DataError(f"{root!r} holds no audio outside folders starting with '_'; "
+                        "put each class's files in a folder named after the class")
+    return files
 
 
 def _listed_split(files: list[str], root: str, eval_list: str, split: str) -> list[str]:
@@ -164,7 +201,7 @@ def _csv(cfg: Any, split: str) -> LabelledAudio:
     audio = WavFolder(os.path.join(root, _field(cfg, "audio_dir")),
                       sample_rate=_field(cfg, "sample_rate"), segment_length=_field(cfg, "segment_length"),
                       skip_bad=bool(_field(cfg, "skip_bad")), resample=bool(_field(cfg, "resample")),
-                      files=files, seed=_field(cfg, "seed"))
+                      files=files, seed=_field(cfg, "seed"), pad_mode=_field(cfg, "pad_mode", "end"))
     return LabelledAudio(audio, label_of, classes)
 
 

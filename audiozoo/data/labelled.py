@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from audiozoo.data.base import DataError, DatasetMixin, Example
-from audiozoo.data.wav_folder import WavFolder
+from audiozoo.data.wav_folder import WavFolder, sorted_classes
 
 
 class LabelledAudio(DatasetMixin):
@@ -34,6 +34,7 @@ class LabelledAudio(DatasetMixin):
     sample_rate = property(lambda self: self.audio.sample_rate)
     segment_length = property(lambda self: self.audio.segment_length)
     num_classes = property(lambda self: len(self.classes))
+    files = property(lambda self: self.audio.files)
 
     def __len__(self) -> int:
         return len(self.audio)
@@ -64,7 +65,7 @@ def labelled_split(rows: list[dict], *, root: str, audio_dir: str, file_column: 
                    multi_label: bool, separator: str):
     """(files, {file: label}, classes) of one split; eval = rows whose fold is in eval_folds."""
     names = [_names(r[label_column], multi_label, separator) for r in rows]
-    classes = sorted({n for row_names in names for n in row_names})
+    classes = list(sorted_classes(n for row_names in names for n in row_names))
     eval_folds = {str(f) for f in eval_folds}
     files, label_of = [], {}
     for row, row_names in zip(rows, names):

@@ -15,7 +15,9 @@ file fails the run at start-up, not hours in.
 
 Each example is a crop of ``segment_length`` samples at ``sample_rate`` from a
 uniform random offset drawn from the rng given to ``example``. Files shorter than
-``segment_length`` are zero-padded at the end. Files are decoded whole by
+``segment_length`` are zero-padded: at the end (``pad_mode="end"``), or placed at a
+uniform random position inside the segment drawn from the same rng (``"random"``), so
+that a classifier does not learn that sounds always start at sample 0. Files are decoded whole by
 ``read_audio`` (resampled with soxr if their rate differs, unless ``resample=False``,
 which makes a mismatch an error), so this suits clip-sized files, not hour-long ones.
 Samples are returned as decoded and nothing is clipped: integer PCM lies in [-1, 1),
@@ -25,6 +27,7 @@ while float files and resampled audio may exceed full scale slightly.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -34,6 +37,7 @@ from audiozoo.audio.io import AudioError, AudioInfo, audio_info, read_audio
 from audiozoo.data.base import DataError, DatasetMixin, Example
 
 DEFAULT_EXTENSIONS = (".wav", ".flac")
+PAD_MODES = ("end", "random")
 
 
 def list_audio_files(root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> list[str]:
@@ -69,6 +73,16 @@ def class_of(path: str, root: str) -> str:
             "or set --config.data.labels=False"
         )
     return parts[0]
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders digit runs by value: "class2" before "class10"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def sorted_classes(names) -> tuple[str, ...]:
+    """Class names in natural order (the order class ids are given in)."""
+    return tuple(sorted(set(names), key=natural_key))
 
 
 def split_files(
@@ -113,9 +127,9 @@ class WavFolder(DatasetMixin):
     Args:
       root: folder searched recursively for files ending in one of ``extensions``.
       sample_rate: rate of the returned audio.
-      segment_length: samples per example; shorter files are zero-padded at the end.
+      segment_length: samples per example; shorter files are zero-padded.
       labels: add an int32 ``label``: the index of the file's first-level subfolder
-        in ``classes`` (sorted folder names).
+        in ``classes`` (folder names in natural order: "2" before "10").
       skip_bad: warn about and leave out unreadable files instead of raising.
       resample: resample files whose rate differs; False makes that an AudioError.
       extensions: file name endings to include (case-insensitive).
@@ -124,11 +138,13 @@ class WavFolder(DatasetMixin):
       classes: class names to number labels by, so that a split or a separate eval
         folder uses the same ids as training; defaults to the folders found.
       seed: seed of the fixed rng behind ``dataset[index]``.
+      pad_mode: where a short file sits in its segment: "end" (at the start, zeros
+        after it) or "random" (a random position drawn from the example's rng).
 
     Attributes:
       files: paths of the files kept (under ``root``), in index order.
       lengths: int64 [len] each file's length in samples at ``sample_rate``.
-      classes: sorted class names (label mode only; empty tuple otherwise).
+      classes: class names in id order (label mode only; empty tuple otherwise).
     """
 
     def __init__(
@@ -144,7 +160,11 @@ class WavFolder(DatasetMixin):
         files: Sequence[str] | None = None,
         classes: Sequence[str] | None = None,
         seed: int = 0,
+        pad_mode: str = "end",
     ):
+        if pad_mode not in PAD_MODES:
+            raise DataError(f"pad_mode={pad_mode!r} is not one of {list(PAD_MODES)}; set "
+                            "--config.data.pad_mode")
         if sample_rate < 1 or segment_length < 1:
             raise DataError(
                 f"sample_rate and segment_length must be positive, got {sample_rate} and {segment_length}"
@@ -155,6 +175,7 @@ class WavFolder(DatasetMixin):
         self.labels = bool(labels)
         self.resample = bool(resample)
         self.seed = int(seed)
+        self.pad_mode = pad_mode
         if files is None:
             files = list_audio_files(self.root, extensions)
         elif not files:
@@ -175,18 +196,24 @@ class WavFolder(DatasetMixin):
         index = self._check_index(index)
         # The offset comes from the recorded length so it depends only on the rng and
         # the file's header, not on decoding details.
-        offset = int(rng.integers(max(int(self.lengths[index]) - self.segment_length, 0) + 1))
+        length = int(self.lengths[index])
+        offset = int(rng.integers(max(length - self.segment_length, 0) + 1))
+        # Drawn for every file (not only short ones) so the rng stream does not depend on
+        # which files are short.
+        place = int(rng.integers(max(self.segment_length - length, 0) + 1))
         audio = read_audio(self.files[index], self.sample_rate, resample=self.resample)
-        out = {"audio": self._crop(audio, offset)}
+        out = {"audio": self._crop(audio, offset, place if self.pad_mode == "random" else 0)}
         if self.labels:
             out["label"] = self._label_ids[index]
         return out
 
-    def _crop(self, audio: np.ndarray, offset: int) -> np.ndarray:
-        """``segment_length`` samples from ``offset``, zero-padded at the end if short."""
+    def _crop(self, audio: np.ndarray, offset: int, place: int = 0) -> np.ndarray:
+        """``segment_length`` samples from ``offset``; a short crop starts at ``place``
+        (clamped so it fits) with zeros around it."""
         crop = audio[offset : offset + self.segment_length]
         if len(crop) < self.segment_length:
-            crop = np.pad(crop, (0, self.segment_length - len(crop)))
+            before = min(place, self.segment_length - len(crop))
+            crop = np.pad(crop, (before, self.segment_length - len(crop) - before))
         return crop.astype(np.float32, copy=False)
 
     def _init_classes(self, files: Sequence[str], classes: Sequence[str] | None) -> tuple[str, ...]:
@@ -194,7 +221,7 @@ class WavFolder(DatasetMixin):
             return ()
         found = {class_of(f, self.root) for f in files}  # also rejects files directly in root
         if classes is None:
-            return tuple(sorted(found))
+            return sorted_classes(found)
         classes = tuple(classes)
         unknown = sorted(found - set(classes))
         if unknown:

@@ -43,6 +43,16 @@ class Task:
         outside jit, once, before the first step; resumed runs restore instead."""
         return state
 
+    def check_data(self, dataset) -> None:
+        """Raises a ConfigError when the training data cannot feed this task (e.g. a class
+        count the model was not built for). Called once, before the first step."""
+
+    def workdir_files(self, dataset) -> dict[str, str]:
+        """{file name: text} the trainer writes into the workdir at the start of a run
+        (e.g. the label set a classifier was trained with); a resumed run must give the
+        same text."""
+        return {}
+
     def dummy_batch(self, batch_size: int) -> Batch:
         """A batch of the right shapes and dtypes (for building states without data)."""
         raise NotImplementedError

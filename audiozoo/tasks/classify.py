@@ -7,22 +7,89 @@ Single-label data is trained with softmax cross-entropy (optional label smoothin
 data (multi-hot labels, e.g. AudioSet-style tables) with per-class sigmoid cross-entropy.
 Batch-norm statistics are the explicit `batch_stats` collection in `TrainState.extra`; since
 the step is one jit over the global batch, they are computed over all devices.
+
+The label set (class names in id order, the label key, single/multi-label) is part of the
+trained model: the task checks it against the training data before the first step and has the
+trainer write it to WORKDIR/labels.json, where `evaluate` and `classify` read it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
+import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import traverse_util
 
-from audiozoo.audio.augment import mixup, spec_augment
+from audiozoo.audio.augment import mixup, spec_augment, time_shift
 from audiozoo.audio.frontend import Frontend
 from audiozoo.config import ConfigError
+from audiozoo.data import class_names, label_names
 from audiozoo.models import MODELS, build_model
 from audiozoo.tasks.base import SupervisedTask
+
+LABELS_FILE = "labels.json"
+# The example key holding each dataset's class label when task.label_key is "".
+DEFAULT_LABEL_KEYS = {"synthetic": "family", "synthetic_nsynth": "instrument_family",
+                      "nsynth": "instrument_family"}
+
+
+def resolve_label_key(config) -> str:
+    """task.label_key, or when it is empty the data's own label key ("label" for wav_folder
+    and csv data, "family" for the synthetic notes)."""
+    key = config.task.get("label_key", "")
+    return key or DEFAULT_LABEL_KEYS.get(config.data.name, "label")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    """What a classifier's outputs mean: class names in id order."""
+
+    classes: tuple[str, ...]
+    label_key: str
+    multi_label: bool
+
+    def to_json(self) -> str:
+        return json.dumps({"classes": list(self.classes), "label_key": self.label_key,
+                           "multi_label": self.multi_label}, indent=1) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> LabelSet:
+        try:
+            data = json.loads(path.read_text())
+            return cls(tuple(data["classes"]), data["label_key"], bool(data["multi_label"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path} is not a label set written by `audiozoo train` "
+                              f"(needs classes, label_key, multi_label): {e!r}") from None
+
+
+def load_label_set(workdir, config, num_classes: int) -> LabelSet:
+    """The label set a workdir's model was trained with (WORKDIR/labels.json). Workdirs made
+    before labels.json existed fall back, with a warning, to the class names the config's data
+    gives now."""
+    path = Path(workdir) / LABELS_FILE
+    if path.exists():
+        labels = LabelSet.read(path)
+    else:
+        key = resolve_label_key(config)
+        warnings.warn(f"{path} does not exist (the run predates saved label sets): class names "
+                      f"are rebuilt from config.data as it is now, which is right only if its "
+                      f"classes have not changed since training", stacklevel=2)
+        names = class_names(config.data, key)
+        # Folder and table classes were numbered in alphabetical order then.
+        names = (sorted(names) if key == "label" else names) if names else None
+        names = names or [str(i) for i in range(num_classes)]
+        labels = LabelSet(tuple(names), key, bool(config.task.multi_label))
+    if len(labels.classes) != num_classes:
+        raise ConfigError(f"{path} names {len(labels.classes)} classes but the model in {workdir} "
+                          f"has {num_classes} outputs; the workdir is inconsistent")
+    return labels
 
 
 def hf_loader(model_name: str):
@@ -54,8 +121,9 @@ class ClassifyTask(SupervisedTask):
         super().__init__(config)
         self.model = build_model(config.model)
         self.frontend = Frontend.from_config(config.frontend)
-        self.label_key = config.task.label_key
+        self.label_key = resolve_label_key(config)
         self.multi_label = bool(config.task.multi_label)
+        self.max_shift = int(round(config.task.get("time_shift", 0.0) * config.data.sample_rate))
         self._check_config()
 
     def _check_config(self):
@@ -67,9 +135,43 @@ class ClassifyTask(SupervisedTask):
             raise ConfigError(f"frontend.sample_rate={self.frontend.sample_rate} differs from "
                               f"data.sample_rate={self.config.data.sample_rate}; make them equal")
 
+        if self.max_shift < 0:
+            raise ConfigError(f"task.time_shift={self.config.task.time_shift} must be >= 0 seconds")
+
     @property
     def num_classes(self) -> int:
         return self.model.num_classes
+
+    # ---- data --------------------------------------------------------------------
+    def check_data(self, dataset):
+        """The data must carry the label key, in the task's single/multi-label form, with as
+        many classes as the model has outputs."""
+        example = dataset[0]
+        if self.label_key not in example:
+            hint = ("; for a folder of class subfolders set --config.data.labels=True"
+                    if self.config.data.name == "wav_folder" else "")
+            raise ConfigError(f"the {self.config.data.name} data has no {self.label_key!r} label "
+                              f"(its examples hold {sorted(example)}); set --config.task.label_key "
+                              f"to one of those{hint}")
+        vector = np.ndim(example[self.label_key]) == 1
+        if vector != self.multi_label:
+            raise ConfigError(f"task.multi_label={self.multi_label} but the data's labels are "
+                              f"{'multi-hot vectors' if vector else 'class ids'}; set "
+                              f"--config.task.multi_label={vector}")
+        names = label_names(dataset, self.label_key)
+        count = len(example[self.label_key]) if vector else (len(names) if names else None)
+        if count is not None and count != self.num_classes:
+            shown = f" ({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})" if names else ""
+            raise ConfigError(f"the training data has {count} classes{shown} but "
+                              f"model.num_classes={self.num_classes}; set "
+                              f"--config.model.num_classes={count}")
+
+    def label_set(self, dataset) -> LabelSet:
+        names = label_names(dataset, self.label_key) or [str(i) for i in range(self.num_classes)]
+        return LabelSet(tuple(names), self.label_key, self.multi_label)
+
+    def workdir_files(self, dataset):
+        return {LABELS_FILE: self.label_set(dataset).to_json()}
 
     def dummy_batch(self, batch_size):
         audio = jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32)
@@ -131,7 +233,10 @@ class ClassifyTask(SupervisedTask):
 
     def loss(self, params, extra, batch, rng, train):
         aug_rng, dropout_rng = jax.random.split(rng)
-        x = self.frontend(batch["audio"])
+        audio = batch["audio"]
+        if train and self.max_shift:
+            audio = time_shift(jax.random.fold_in(aug_rng, 1), audio, self.max_shift)
+        x = self.frontend(audio)
         targets = self.targets(batch[self.label_key])
         if train:
             x, targets = self.augment(aug_rng, x, targets)

@@ -64,6 +64,7 @@ class Trainer:
         self.train_loader = self._loader("train", config.data.seed)
         # No eval split is needed (or read) when the run never evaluates.
         self.eval_loader = self._loader("eval", config.data.seed + 1) if config.train.eval_every else None
+        self.task.check_data(self.train_loader.dataset)
         self.checkpointer = Checkpointer(self.workdir, max_to_keep=config.train.keep_checkpoints)
         self.writer = MetricWriter(self.workdir, enabled=self.is_main)
         # Independent streams; each step's key is fold_in(step_key, step), a pure function
@@ -115,6 +116,7 @@ class Trainer:
         state, start = self.initial_state()
         if self.is_main:
             write_text_atomic(self.workdir / CONFIG_FILE, config_lib.to_json(self.config))
+        self._write_task_files(resuming=start > 0)
         self.writer.drop_after(start)
         train = self.config.train
         pending, done, saved = [], start, start
@@ -159,6 +161,19 @@ class Trainer:
         self.plot()
         return state
 
+    def _write_task_files(self, resuming: bool) -> None:
+        """The task's workdir files; a resumed checkpoint was trained with the old ones, so
+        they must not change under it."""
+        for name, text in self.task.workdir_files(self.train_loader.dataset).items():
+            path = self.workdir / name
+            if resuming and path.exists() and path.read_text() != text:
+                raise config_lib.ConfigError(
+                    f"{path} holds what the checkpoint in {self.workdir} was trained with, but the "
+                    f"data now gives something else:\n  was: {path.read_text().strip()}\n  now: "
+                    f"{text.strip()}\nRestore the data the run was made with, or use a new --workdir.")
+            if self.is_main:
+                write_text_atomic(path, text)
+
     def _flush(self, step: int, pending: list) -> dict:
         """Averages the metrics since the last flush; stops on NaN/Inf before anything of
         this stretch can be checkpointed."""
@@ -181,6 +196,9 @@ class Trainer:
             batch = self.batch(self.eval_loader.host_batch(i))
             metrics.append(self._eval_step(state, batch, self.eval_key))
         summary = _mean_metrics(jax.device_get(metrics))
+        # The metrics cover only these examples (batches may repeat a small split), not the
+        # whole split; `audiozoo evaluate` reports on every example.
+        summary["examples"] = self.config.train.num_eval_batches * self.config.train.batch_size
         self.writer.write(step, "eval", summary)
         return summary
 
