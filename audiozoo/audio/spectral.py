@@ -36,6 +36,7 @@ __all__ = [
     "log_mel_spectrogram",
     "mel_filterbank",
     "mel_to_hz",
+    "istft",
     "stft",
 ]
 
@@ -130,6 +131,36 @@ def _stft(x, w, *, n_fft: int, hop_length: int, center: bool, pad_mode: str) -> 
     num_frames = 1 + (x.shape[-1] - n_fft) // hop_length
     frames = _frame(x, n_fft, hop_length, num_frames)
     return jnp.fft.rfft(frames * w, n=n_fft, axis=-1)
+
+
+def istft(spec: ArrayLike, n_fft: int, hop_length: int, window: str = "hann") -> jnp.ndarray:
+    """Inverse of the uncentred `stft(..., center=False)`: complex [..., frames, n_fft // 2 + 1]
+    -> [..., hop_length * (frames - 1) + n_fft] by windowed overlap-add.
+
+    The synthesis window is the analysis window divided by the sum of the squared windows
+    that overlap each sample (`tf.signal.inverse_stft_window_fn`), so analysis followed by
+    synthesis is the identity wherever the frames overlap completely, i.e. everywhere except
+    the first and last n_fft - hop_length samples.
+    """
+    spec = jnp.asarray(spec)
+    if spec.shape[-1] != n_fft // 2 + 1:
+        raise ValueError(f"spectrogram has {spec.shape[-1]} bins; n_fft={n_fft} needs "
+                         f"{n_fft // 2 + 1}")
+    if n_fft % hop_length:
+        raise ValueError(f"n_fft={n_fft} must be a multiple of hop_length={hop_length}")
+    w = _periodic_window(window, n_fft)
+    overlap = np.square(w).reshape(-1, hop_length).sum(axis=0)  # per position within a hop
+    synthesis = (w / np.tile(overlap, n_fft // hop_length)).astype(np.float32)
+    return _istft(spec, jnp.asarray(synthesis), n_fft=n_fft, hop_length=hop_length)
+
+
+@functools.partial(jax.jit, static_argnames=("n_fft", "hop_length"))
+def _istft(spec, w, *, n_fft: int, hop_length: int) -> jnp.ndarray:
+    frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * w
+    num_frames = frames.shape[-2]
+    idx = hop_length * np.arange(num_frames)[:, None] + np.arange(n_fft)[None, :]
+    out = jnp.zeros(frames.shape[:-2] + (hop_length * (num_frames - 1) + n_fft,), frames.dtype)
+    return out.at[..., idx].add(frames)
 
 
 # ----------------------------------------------------------------------------- mel scale
