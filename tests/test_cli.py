@@ -142,3 +142,21 @@ def test_train_that_diverges_exits_2_saying_what_is_kept(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "NaN/Inf at step 1" in err and "no checkpoint was saved" in err
 
+
+def test_train_with_skip_bad_trains_through_a_wav_that_turns_out_to_be_nan(tmp_path, capsys):
+    root = tmp_path / "wavs"
+    root.mkdir()
+    for i in range(8):
+        sf.write(root / f"note{i}.wav", 0.3 * np.sin(np.arange(1600) * (0.05 + 0.01 * i)), 16000)
+    # Its header is fine, so the start-up check passes; its samples are NaN.
+    sf.write(root / "a_nan.wav", np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
+    args = ["train", "--config", "configs/wavenet_tiny.py"] + TINY + [
+        "--config.data.name=wav_folder", f"--config.data.root={root}",
+        "--config.model.num_global_ids=0", "--config.model.global_channels=0",
+        "--config.task.global_cond="]  # 8 train files, batch 4, 2 steps: every file is read
+    assert main(args + ["--workdir", str(tmp_path / "strict")]) == 2
+    err = capsys.readouterr().err
+    assert "a_nan.wav" in err and "NaN" in err and "--config.data.skip_bad=True" in err
+    with pytest.warns(UserWarning, match=r"skipping bad audio file .*a_nan\.wav"):
+        assert main(args + ["--workdir", str(tmp_path / "lenient"), "--config.data.skip_bad=True"]) == 0
+    assert "trained" in capsys.readouterr().out
