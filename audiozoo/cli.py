@@ -201,11 +201,12 @@ def _generate(args, overrides) -> int:
 
     from audiozoo.train.loop import restore_latest
 
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds={args.seconds} must be > 0")
-    _check_chunk_seconds(args)
-    _, task, state = restore_latest(args.workdir)
+    _check_generate_args(args)
+    config, task, state = restore_latest(args.workdir)
+    _check_verb(config, task, "generate", args.workdir)
     rate = task.sample_rate
+    if int(args.seconds * rate) < 1:
+        raise ValueError(f"--seconds={args.seconds} is less than one sample at {rate} Hz")
     prime = _prime_audio(args.prime, rate)
     gen = task.generator(
         state.params, jax.random.key(args.seed), int(args.seconds * rate), batch_size=args.batch,
@@ -218,9 +219,34 @@ def _generate(args, overrides) -> int:
     return _stream(gen, lambda codes: np.asarray(task.dequantize(codes)), rate, args, head)
 
 
-def _check_chunk_seconds(args) -> None:
-    if args.chunk_seconds <= 0:
-        raise ValueError(f"--chunk-seconds={args.chunk_seconds} must be > 0")
+def _check_generate_args(args) -> None:
+    _check_number("--seconds", args.seconds, "> 0", lambda x: x > 0)
+    if args.batch < 1:
+        raise ValueError(f"--batch={args.batch} must be >= 1 (clips made at once)")
+    _check_number("--top-p", args.top_p, "in (0, 1]", lambda x: 0 < x <= 1)
+    _check_streaming_args(args)
+
+
+def _check_streaming_args(args) -> None:
+    """The flags that generate, decode and interpolate share."""
+    _check_number("--chunk-seconds", args.chunk_seconds, "> 0", lambda x: x > 0)
+    _check_number("--temperature", args.temperature, ">= 0", lambda x: x >= 0)
+
+
+def _check_number(flag: str, value: float, rule: str, ok) -> None:
+    # inf and nan parse as floats; nan fails every comparison, inf never finishes.
+    if not (np.isfinite(value) and ok(value)):
+        raise ValueError(f"{flag}={value} must be {rule} and finite")
+
+
+def _check_verb(config, task, verb: str, workdir) -> None:
+    """A ConfigError naming the verbs that apply when `verb` does not fit the task."""
+    from audiozoo.config import ConfigError
+
+    if verb not in task.verbs:
+        use = ", ".join(f"`audiozoo {v}`" for v in task.verbs) or "none (load it in Python)"
+        raise ConfigError(f"`audiozoo {verb}` does not apply to the {config.task.name} model "
+                          f"({config.model.name}) in {workdir}; its verbs are: {use}")
 
 
 def _stream(gen, to_audio, rate: int, args, head=None) -> int:
@@ -357,7 +383,7 @@ def _decode_to_files(task, variables, latent, args) -> int:
     """Top-down to the level-1 latent, then stream the audio to one file per batch row."""
     import jax
 
-    _check_chunk_seconds(args)
+    _check_streaming_args(args)
     rng = jax.random.key(args.seed)
     sampling = dict(temperature=args.temperature, method=args.method)
     audio_task, audio_vars, audio_latent = task.audio_latent(variables, latent, rng, **sampling)

@@ -175,5 +175,7 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         "num_steps": 1000, "batch_size": 8, "log_every": 50, "eval_every": 500,
         "num_eval_batches": 4, "checkpoint_every": 500, "keep_checkpoints": 3,
         "sample_every": 0,  # 0: samples only at the end of training
+        # Stop when a step's loss exceeds this many times the running median (0: never).
+        "max_loss_ratio": 100.0,
     })
     return c

@@ -139,6 +139,20 @@ def test_corrupt_file_raises_naming_it(tmp_path):
     assert isinstance(err.value, ValueError)
 
 
+@pytest.mark.parametrize("subtype,cut", [("PCM_16", 701), ("FLOAT", 40)])
+def test_truncated_wav_raises_naming_it(tmp_path, subtype, cut):
+    path = tmp_path / "cut.wav"
+    sf.write(str(path), np.full(1000, 0.1, np.float32), 16000, subtype=subtype)
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # the header still promises all 1000 frames
+    for fn in (read_audio, audio_info):
+        with pytest.raises(AudioError, match=r"cut\.wav.* is truncated: its header promises "
+                           rf"\d+ bytes of samples but the file holds only \d+"):
+            fn(path)
+    path.write_bytes(data)  # whole again: fine
+    assert len(read_audio(path)) == audio_info(path).frames == 1000
+
+
 def test_empty_file_raises(tmp_path):
     path = tmp_path / "empty.wav"
     sf.write(str(path), np.zeros(0, np.float32), 8000)

@@ -1,6 +1,7 @@
 """The `audiozoo` command line: train with overrides, generate, and clear failures."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audiozoo.cli import main
@@ -74,3 +75,88 @@ def test_generate_continues_a_prime_with_each_sampling_mode(tmp_path, capsys):
     assert main(base + ["--prime", str(tmp_path / "missing.wav")]) == 2
     assert "missing.wav" in capsys.readouterr().err
     assert not (tmp_path / "y.wav").exists()
+
+
+def _train_tiny(workdir, config, *overrides):
+    steps = ["--config.train.num_steps=1", "--config.train.eval_every=0",
+             "--config.train.checkpoint_every=1", "--config.train.batch_size=4"]
+    assert main(["train", "--config", config, "--workdir", str(workdir), *steps, *overrides]) == 0
+
+
+def test_generate_on_a_classifier_or_autoencoder_names_the_verbs_to_use(tmp_path, capsys):
+    _train_tiny(tmp_path / "cls", "configs/classify_tiny.py:sincnet", "--config.data.num_train=8",
+                "--config.data.num_eval=4")
+    _train_tiny(tmp_path / "ae", "configs/nsynth_ae_tiny.py", "--config.data.num_train=8",
+                "--config.task.num_samples=0", "--config.model.encoder_layers=2",
+                "--config.model.decoder_layers=2", "--config.data.segment_length=256")
+    capsys.readouterr()
+    for name, verbs in (("cls", "`audiozoo evaluate`, `audiozoo classify`"),
+                        ("ae", "`audiozoo encode`, `audiozoo decode`, `audiozoo interpolate`")):
+        out = tmp_path / f"{name}.wav"
+        assert main(["generate", "--workdir", str(tmp_path / name), "--seconds", "0.01",
+                     "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"`audiozoo generate` does not apply to the" in err and f"verbs are: {verbs}" in err
+        assert not out.exists()
+
+
+def test_generate_names_the_flag_of_a_non_finite_or_empty_request(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir)] + TINY) == 0
+    base = ["generate", "--workdir", str(workdir), "--out", str(tmp_path / "x.wav")]
+    for extra, message in (
+            (["--seconds", "inf"], "--seconds=inf must be > 0 and finite"),
+            (["--seconds", "nan"], "--seconds=nan must be > 0 and finite"),
+            (["--seconds", "1e-6"], "--seconds=1e-06 is less than one sample at 16000 Hz"),
+            (["--seconds", "0.01", "--chunk-seconds", "inf"], "--chunk-seconds=inf must be > 0"),
+            (["--seconds", "0.01", "--chunk-seconds", "nan"], "--chunk-seconds=nan must be > 0"),
+            (["--seconds", "0.01", "--batch", "0"], "--batch=0 must be >= 1"),
+            (["--seconds", "0.01", "--temperature", "nan"], "--temperature=nan must be >= 0"),
+            (["--seconds", "0.01", "--top-p", "nan"], "--top-p=nan must be in (0, 1]")):
+        capsys.readouterr()
+        assert main(base + extra) == 2, extra
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_train_refuses_a_negative_step_count_before_any_work(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    args = ["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir)] + TINY
+    assert main(args + ["--config.train.num_steps=-5"]) == 2
+    captured = capsys.readouterr()
+    assert "train.num_steps=-5 must be an integer >= 1" in captured.err
+    assert "trained" not in captured.out and not workdir.exists()
+    assert main(args + ["--config.train.batch_size=0"]) == 2
+    assert "train.batch_size=0 must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_train_that_diverges_exits_2_saying_what_is_kept(tmp_path, capsys):
+    args = ["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(tmp_path / "a")] + TINY
+    # Adam at lr 1e6: step 2's loss is finite but astronomically high, before any checkpoint.
+    assert main(args + ["--config.optim.learning_rate=1e6", "--config.optim.warmup_steps=0"]) == 2
+    captured = capsys.readouterr()
+    assert "loss exploded at step 2" in captured.err and "no checkpoint was saved" in captured.err
+    assert "trained" not in captured.out
+    args[4] = str(tmp_path / "b")
+    assert main(args + ["--config.optim.learning_rate=1e400"]) == 2  # inf: NaN at step 1
+    err = capsys.readouterr().err
+    assert "NaN/Inf at step 1" in err and "no checkpoint was saved" in err
+
+
+def test_train_with_skip_bad_trains_through_a_wav_that_turns_out_to_be_nan(tmp_path, capsys):
+    root = tmp_path / "wavs"
+    root.mkdir()
+    for i in range(8):
+        sf.write(root / f"note{i}.wav", 0.3 * np.sin(np.arange(1600) * (0.05 + 0.01 * i)), 16000)
+    # Its header is fine, so the start-up check passes; its samples are NaN.
+    sf.write(root / "a_nan.wav", np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
+    args = ["train", "--config", "configs/wavenet_tiny.py"] + TINY + [
+        "--config.data.name=wav_folder", f"--config.data.root={root}",
+        "--config.model.num_global_ids=0", "--config.model.global_channels=0",
+        "--config.task.global_cond="]  # 8 train files, batch 4, 2 steps: every file is read
+    assert main(args + ["--workdir", str(tmp_path / "strict")]) == 2
+    err = capsys.readouterr().err
+    assert "a_nan.wav" in err and "NaN" in err and "--config.data.skip_bad=True" in err
+    with pytest.warns(UserWarning, match=r"skipping bad audio file .*a_nan\.wav"):
+        assert main(args + ["--workdir", str(tmp_path / "lenient"), "--config.data.skip_bad=True"]) == 0
+    assert "trained" in capsys.readouterr().out

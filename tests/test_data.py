@@ -256,6 +256,42 @@ def test_wav_folder_corrupt_file_is_named_or_skipped(tmp_path):
         WavFolder(tmp_path, sample_rate=SR, segment_length=1000, skip_bad=True)
 
 
+def _spoil(path, how):
+    """Damages a file after the dataset's header check: NaN samples, or cut short."""
+    if how == "nan":
+        _write(path, np.full(len(sf.read(str(path))[0]), np.nan, np.float32))
+    else:
+        path.write_bytes(path.read_bytes()[:-1000])
+
+
+@pytest.mark.parametrize("how,error", [("nan", "NaN or Inf"), ("truncated", "truncated")])
+def test_wav_folder_file_that_fails_later_is_named_or_stood_in_for(tmp_path, how, error):
+    for i in range(4):
+        _write(tmp_path / f"f{i}.wav", _ramp(3000, start=1000 * i))
+    strict = WavFolder(tmp_path, sample_rate=SR, segment_length=1000)
+    lenient, again = (WavFolder(tmp_path, sample_rate=SR, segment_length=1000, skip_bad=True)
+                      for _ in range(2))
+    _spoil(tmp_path / "f1.wav", how)
+    with pytest.raises(AudioError, match=rf"f1.wav.*{error}.*--config.data.skip_bad=True"):
+        strict.example(1, np.random.default_rng(0))
+    with pytest.warns(UserWarning, match=rf"skipping bad audio file .*f1.wav.*{error}") as caught:
+        used, audio = lenient.crop(1, np.random.default_rng(0))
+        lenient.example(1, np.random.default_rng(1))
+    assert len(caught) == 1  # once per file
+    assert used == 2  # the next file in index order stands in
+    _offset_in(_ramp(3000, start=2000), audio)
+    # Two loaders (threads and all) give the same batches: a pure function of (seed, step).
+    with pytest.warns(UserWarning, match="f1.wav"):
+        batches = [[b["audio"] for b in BatchLoader(ds, global_batch_size=4, seed=3).iterate(0, 3)]
+                   for ds in (lenient, again)]
+    np.testing.assert_array_equal(batches[0], batches[1])
+    assert np.isfinite(batches[0]).all()
+    for i in (0, 2, 3):
+        _spoil(tmp_path / f"f{i}.wav", how)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="none of the 4 audio files"):
+        lenient.example(0, np.random.default_rng(0))
+
+
 def test_wav_folder_file_in_root_is_an_error_in_label_mode(tmp_path):
     _write(tmp_path / "cls" / "a.wav", _ramp(100))
     _write(tmp_path / "loose.wav", _ramp(100))

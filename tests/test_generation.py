@@ -142,6 +142,7 @@ def test_generator_refuses_to_run_past_its_length():
     (dict(batch_size=0), "batch_size=0"),
     (dict(method="beam"), "not one of"),
     (dict(temperature=-1.0), "temperatures must be >= 0"),
+    (dict(temperature=float("nan")), "temperatures must be >= 0, got temperature=nan"),
     (dict(top_p=1.5), r"top_p=1.5 must lie in \(0, 1\]"),
     (dict(prime=np.array([[1, 2, 3]] * 2)), r"prime must be codes \[time\] or \[3, time\]"),
     (dict(prime=np.array([1, 99])), r"prime codes must lie in \[0, 32\)"),
@@ -264,3 +265,25 @@ def test_streaming_to_files_matches_one_shot_and_survives_ctrl_c(tmp_path):
     audio, rate = sf.read(paths[1], dtype="float32")  # a valid file of the finished chunk
     assert rate == 16000
     np.testing.assert_allclose(audio, one_shot[1, :20], atol=1 / 32768)
+
+
+@pytest.mark.parametrize("case", ["k3_non_powers", "k3_global_vector_local_transposed"])
+def test_a_long_prime_is_stepped_through_only_for_its_last_receptive_field(case, monkeypatch):
+    from audiozoo.generation import fast
+
+    net, variables, codes, cond = make(case, time=60)
+    assert net.receptive_field < 40  # so most of the prime is beyond it
+    forced = []
+    force = fast._force
+    monkeypatch.setattr(fast, "_force", lambda *a: forced.append(a[3].shape) or force(*a))
+    prime, args = codes[:, :40], dict(batch_size=BATCH, method="random", **cond)
+    gen = generation.Generator(net, variables, jax.random.key(5), 20, prime=prime, **args)
+    assert forced == [(BATCH, net.receptive_field - 1)] and int(gen.state.t) == 39
+    # The same codes as the naive sampler, which reruns every window over the whole prime
+    # (random sampling: the per-step keys and the local frames follow absolute positions).
+    naive = generation.sample_naive(net, variables, jax.random.key(5), 20, prime=prime, **args)
+    np.testing.assert_array_equal(gen.run(20), naive)
+    # Only the prime's last receptive field matters: the rest can be anything.
+    other = prime.at[:, :40 - net.receptive_field].set(0)
+    gen = generation.Generator(net, variables, jax.random.key(5), 20, prime=other, **args)
+    np.testing.assert_array_equal(gen.run(20), naive)

@@ -156,13 +156,67 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     good = params_after(tiny_config(num_steps=4), tmp_path)  # already done: just restores
     config = tiny_config(num_steps=8)
     config.optim.learning_rate = float("inf")
-    with pytest.raises(TrainingDivergedError, match="NaN/Inf at step 5.*last good checkpoint"):
+    with pytest.raises(TrainingDivergedError, match="NaN/Inf at step 5.*newest checkpoint, step 4 in .*is kept"):
         train(config, tmp_path)
     trainer = Trainer(tiny_config(num_steps=8), tmp_path)
     state, step = trainer.initial_state()
     assert step == 4
     for a, b in zip(good, jax.tree.leaves(state.params)):
         np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_exploding_loss_stops_before_the_stretch_is_saved(tmp_path):
+    train(tiny_config(num_steps=4), tmp_path)
+    good = params_after(tiny_config(num_steps=4), tmp_path)  # already done: just restores
+    config = tiny_config(num_steps=12)
+    config.optim.learning_rate = 1e6  # Adam: every weight moves by ~1e6, the loss stays finite
+    with pytest.raises(TrainingDivergedError, match=r"loss exploded at step 6: .* over "
+                       r"train.max_loss_ratio=100 x the median .*newest checkpoint, step 4 in "):
+        train(config, tmp_path)
+    trainer = Trainer(tiny_config(num_steps=12), tmp_path)
+    state, step = trainer.initial_state()
+    assert step == 4 and trainer.checkpointer.latest_step() == 4
+    for a, b in zip(good, jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    # Turned off, the same run goes on to "train" into a loss of millions.
+    config.train.max_loss_ratio = 0.0
+    train(config, tmp_path)
+    losses = [json.loads(l)["loss"] for l in open(tmp_path / "metrics.jsonl")]
+    assert losses[1] < 6.0 and losses[-1] > 1e5
+
+
+def test_divergence_without_any_checkpoint_says_nothing_is_kept(tmp_path):
+    for lr, match in ((float("inf"), "NaN/Inf at step 1"), (1e6, "loss exploded at step 2")):
+        config = tiny_config(num_steps=6)
+        config.train.checkpoint_every = 100
+        config.optim.learning_rate = lr
+        with pytest.raises(TrainingDivergedError, match=f"{match}.*no checkpoint was saved.*"
+                           "train.checkpoint_every=100.*nothing of this run is kept"):
+            train(config, tmp_path / str(lr))
+        assert Trainer(tiny_config(num_steps=6), tmp_path / str(lr)).checkpointer.latest_step() is None
+
+
+def test_loss_guard_trips_on_an_explosion_not_on_a_low_loss_spike():
+    from audiozoo.train.loop import LossGuard
+
+    guard = LossGuard(100.0)
+    assert guard.first_exploded([5.5, 4.0, 3.0]) is None
+    assert guard.first_exploded([2.0, 400.0, 1e9]) == (1, 400.0, 3.5)
+    low = LossGuard(100.0)  # a loss driven near zero, then one harder batch: not divergence
+    assert low.first_exploded([5.5] + [1e-4] * 50 + [0.5, 1e-4]) is None
+    assert low.first_exploded([6.0]) == (0, 6.0, 1e-4)
+    assert LossGuard(0.0).first_exploded([1.0, 1e30]) is None
+
+
+@pytest.mark.parametrize("key,value", [("num_steps", -5), ("num_steps", 0), ("batch_size", 0),
+                                       ("log_every", -1), ("keep_checkpoints", 0),
+                                       ("max_loss_ratio", 0.5), ("max_loss_ratio", float("nan"))])
+def test_unusable_train_settings_are_refused_before_any_work(tmp_path, key, value):
+    config = tiny_config()
+    config.train[key] = value
+    with pytest.raises(ConfigError, match=rf"train.{key}={value!r} must be .*--config.train.{key}"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_incompatible_checkpoint_is_refused_not_overwritten(tmp_path):

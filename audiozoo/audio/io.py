@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +42,9 @@ _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 # bindings do not name it, but `sf_command` takes any command number.
 _SFC_UPDATE_HEADER_NOW = 0x1060
 
+# libsndfile's frame count for a stream of unknown length (SF_COUNT_MAX).
+_UNKNOWN_LENGTH = 2**62
+
 
 class AudioError(ValueError):
     """Bad audio input or output; the message names the file and how to fix it."""
@@ -64,6 +68,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         info = sf.info(path)
     except RuntimeError as e:  # soundfile.LibsndfileError and friends
         raise _unreadable(path, e) from e
+    _check_wav_complete(path)
     return AudioInfo(
         sample_rate=int(info.samplerate),
         frames=int(info.frames),
@@ -97,9 +102,14 @@ def read_audio(
     path = os.fspath(path)
     _check_exists(path)
     try:
-        audio, file_rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            promised, file_rate = f.frames, f.samplerate
+            audio = f.read(dtype="float32", always_2d=True)
     except RuntimeError as e:  # soundfile.LibsndfileError and friends
         raise _unreadable(path, e) from e
+    _check_wav_complete(path)
+    if audio.shape[0] < promised < _UNKNOWN_LENGTH:  # a decoder that stopped early
+        raise _truncated(path, f"{promised} frames", f"{audio.shape[0]}")
     if audio.shape[0] == 0:
         raise AudioError(
             f"audio file {path!r} is empty (0 frames); remove it from the dataset or "
@@ -282,6 +292,38 @@ def _unreadable(path: str, error: Exception) -> AudioError:
     return AudioError(
         f"cannot read audio file {path!r}: {error}. The file is corrupt or not in a "
         "format libsndfile reads (WAV, FLAC, OGG, ...); re-export or remove it."
+    )
+
+
+def _check_wav_complete(path: str) -> None:
+    """AudioError if a WAV's header promises more sample bytes than the file holds.
+
+    libsndfile quietly shortens such a file to what is there, so a copy or an export cut
+    short would otherwise pass for a complete (shorter) recording.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, length = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                held = size - pos - 8
+                # 0 and 0xFFFFFFFF are "length unknown" placeholders (streamed or RF64).
+                if length not in (0, 0xFFFFFFFF) and length > held:
+                    raise _truncated(path, f"{length} bytes of samples", f"{held}")
+                return
+            pos += 8 + length + (length & 1)  # chunks are padded to even sizes
+
+
+def _truncated(path: str, promised: str, held: str) -> AudioError:
+    return AudioError(
+        f"audio file {path!r} is truncated: its header promises {promised} but the file "
+        f"holds only {held}; the copy or export was cut short. Copy or export it again, or "
+        "remove it from the dataset."
     )
 
 

@@ -40,7 +40,9 @@ class LabelledAudio(DatasetMixin):
         return len(self.audio)
 
     def example(self, index: int, rng: np.random.Generator) -> Example:
-        return dict(self.audio.example(index, rng), label=self.labels[index])
+        # The label of the file actually used (skip_bad may stand another one in).
+        index, audio = self.audio.crop(index, rng)
+        return {"audio": audio, "label": self.labels[index]}
 
 
 def read_table(path: str, file_column: str, label_column: str, fold_column: str) -> list[dict]:

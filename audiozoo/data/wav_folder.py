@@ -9,9 +9,12 @@ Layout::
 
 Files are found recursively (following symlinks) and sorted by path, so the same
 tree gives the same indices on every host. Every file's header is checked when the
-dataset is built: a corrupt, unreadable or empty file raises an AudioError naming it
-(or, with ``skip_bad=True``, a warning naming it, and the file is left out), so a bad
-file fails the run at start-up, not hours in.
+dataset is built: a corrupt, truncated, unreadable or empty file raises an AudioError
+naming it (or, with ``skip_bad=True``, a warning naming it, and the file is left out), so
+a bad file fails the run at start-up, not hours in. A file that passes that check but
+fails to decode later (NaN samples, damaged since) raises the same way when it is read;
+with ``skip_bad=True`` the next file in index order that decodes stands in for it, with a
+warning the first time, so batches stay a pure function of (seed, step).
 
 Each example is a crop of ``segment_length`` samples at ``sample_rate`` from a
 uniform random offset drawn from the rng given to ``example``. Files shorter than
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -130,7 +134,8 @@ class WavFolder(DatasetMixin):
       segment_length: samples per example; shorter files are zero-padded.
       labels: add an int32 ``label``: the index of the file's first-level subfolder
         in ``classes`` (folder names in natural order: "2" before "10").
-      skip_bad: warn about and leave out unreadable files instead of raising.
+      skip_bad: warn about unreadable files instead of raising: leave them out at
+        start-up, and stand the next good file in for one that fails to decode later.
       resample: resample files whose rate differs; False makes that an AudioError.
       extensions: file name endings to include (case-insensitive).
       files: use these files (under ``root``) instead of scanning, e.g. one side of
@@ -174,14 +179,18 @@ class WavFolder(DatasetMixin):
         self.segment_length = int(segment_length)
         self.labels = bool(labels)
         self.resample = bool(resample)
+        self.skip_bad = bool(skip_bad)
         self.seed = int(seed)
         self.pad_mode = pad_mode
+        # Files warned about; examples are built in several threads.
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
         if files is None:
             files = list_audio_files(self.root, extensions)
         elif not files:
             raise DataError(f"empty file list given for data directory {self.root!r}")
         self.classes = self._init_classes(files, classes)
-        self.files, self.lengths = self._check_files(files, skip_bad)
+        self.files, self.lengths = self._check_files(files)
         if self.labels:
             self._label_ids = np.array([self.classes.index(class_of(f, self.root)) for f in self.files], np.int32)
 
@@ -193,19 +202,49 @@ class WavFolder(DatasetMixin):
         return len(self.classes)
 
     def example(self, index: int, rng: np.random.Generator) -> Example:
-        index = self._check_index(index)
-        # The offset comes from the recorded length so it depends only on the rng and
-        # the file's header, not on decoding details.
-        length = int(self.lengths[index])
-        offset = int(rng.integers(max(length - self.segment_length, 0) + 1))
-        # Drawn for every file (not only short ones) so the rng stream does not depend on
-        # which files are short.
-        place = int(rng.integers(max(self.segment_length - length, 0) + 1))
-        audio = read_audio(self.files[index], self.sample_rate, resample=self.resample)
-        out = {"audio": self._crop(audio, offset, place if self.pad_mode == "random" else 0)}
+        index, audio = self.crop(index, rng)
+        out = {"audio": audio}
         if self.labels:
             out["label"] = self._label_ids[index]
         return out
+
+    def crop(self, index: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+        """(index of the file used, a random crop of it).
+
+        A file that fails to decode (NaN samples, truncated, unreadable: damaged after the
+        start-up check) is an AudioError naming it; with skip_bad it is replaced by the next
+        file in index order that decodes, with a warning the first time. The choice depends
+        only on the index, the rng and the files, so the batch at a step stays a pure
+        function of (seed, step) and a resumed run sees what an uninterrupted one saw.
+        """
+        index = self._check_index(index)
+        for used in ((index + k) % len(self) for k in range(len(self))):
+            # The offset comes from the recorded length so it depends only on the rng and
+            # the file's header, not on decoding details.
+            length = int(self.lengths[used])
+            offset = int(rng.integers(max(length - self.segment_length, 0) + 1))
+            # Drawn for every file (not only short ones) so the rng stream does not depend on
+            # which files are short.
+            place = int(rng.integers(max(self.segment_length - length, 0) + 1))
+            try:
+                audio = read_audio(self.files[used], self.sample_rate, resample=self.resample)
+            except AudioError as e:
+                self._bad_file(self.files[used], e, "using the next file in its place")
+                continue
+            return used, self._crop(audio, offset, place if self.pad_mode == "random" else 0)
+        raise DataError(f"none of the {len(self)} audio files under {self.root!r} decodes any "
+                        "more (see the warnings above); fix or replace them")
+
+    def _bad_file(self, path: str, error: AudioError, action: str) -> None:
+        """Raises `error` with the way to skip such files, or (skip_bad) warns once per file."""
+        if not self.skip_bad:
+            raise AudioError(f"{error} To skip bad files with a warning instead, set "
+                             "--config.data.skip_bad=True.") from error
+        with self._warned_lock:
+            if path in self._warned:
+                return
+            self._warned.add(path)
+        warnings.warn(f"skipping bad audio file {path!r} ({action}): {error}", stacklevel=3)
 
     def _crop(self, audio: np.ndarray, offset: int, place: int = 0) -> np.ndarray:
         """``segment_length`` samples from ``offset``; a short crop starts at ``place``
@@ -231,16 +270,14 @@ class WavFolder(DatasetMixin):
             )
         return classes
 
-    def _check_files(self, files: Sequence[str], skip_bad: bool) -> tuple[list[str], np.ndarray]:
+    def _check_files(self, files: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """Reads every header; returns the usable files and their lengths at ``sample_rate``."""
         kept, lengths = [], []
         for path in files:
             try:
                 info = _checked_info(path)
             except AudioError as e:
-                if not skip_bad:
-                    raise
-                warnings.warn(f"skipping unreadable audio file {path!r}: {e}", stacklevel=3)
+                self._bad_file(path, e, "left out of the dataset")
                 continue
             # A rate mismatch is a configuration choice, not a bad file: never skipped.
             # Checked here so it fails at start-up rather than at the file's first read.

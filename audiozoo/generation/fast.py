@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from audiozoo.audio.mulaw import linear_dequantize
-from audiozoo.generation.inputs import check_lengths, conditioning, prime_codes, sampling_spec
+from audiozoo.generation.inputs import (check_lengths, conditioning, prime_codes, prime_tail,
+                                       sampling_spec)
 from audiozoo.generation.sampling import Sampling, choose
 
 
@@ -102,8 +103,8 @@ def sample(net, variables, rng, num_steps: int, *, batch_size: int = 1, temperat
            method: str = "random", global_cond=None, local_cond=None, prime=None, **sampling):
     """codes int32 [batch, num_steps]: one `lax.scan` for the whole clip.
 
-    prime: codes [time] or [batch, time] to continue from (the buffers are filled from it
-    first); local_cond: frame-rate features covering the prime and the new samples.
+    prime: codes [time] or [batch, time] to continue from (the buffers are filled from its
+    last receptive_field codes first, so a long prime costs no more); local_cond: frame-rate features covering the prime and the new samples.
     Extra keywords (top_p, voicing_threshold, voiced_temperature) tune the sampling modes.
     """
     gen = Generator(net, variables, rng, num_steps, batch_size=batch_size,
@@ -126,13 +127,16 @@ class Generator:
         check_lengths(num_steps, batch_size)
         self.net, self.rng, self.num_steps = net, rng, int(num_steps)
         self.sampling = sampling_spec(net, method=method, temperature=temperature, **sampling)
+        prime, skipped = prime_tail(net, prime)
         primed = prime_codes(net, prime, batch_size)
-        positions = primed.shape[1] - 1 + self.num_steps
+        positions = skipped + primed.shape[1] - 1 + self.num_steps
         g, self.local = conditioning(net, variables, batch_size, positions, global_cond, local_cond)
         self.params = fast_params(net, variables, g)
-        state = init_state(net, variables, batch_size)
+        # Positions stay absolute (ring slots, per-step keys, local frames), as if the
+        # skipped part of the prime had been stepped through.
+        state = init_state(net, variables, batch_size)._replace(t=jnp.asarray(skipped, jnp.int32))
         if primed.shape[1] > 1:
-            local = None if self.local is None else self.local[:, : primed.shape[1] - 1]
+            local = None if self.local is None else self.local[:, skipped:positions - self.num_steps]
             _, state = _force(net, self.params, state, primed[:, :-1], local)
         self.state, self.code = state, primed[:, -1]
         self.done = 0

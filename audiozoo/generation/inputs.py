@@ -50,6 +50,22 @@ def prime_codes(net, prime, batch_size: int):
     return jnp.asarray(prime, jnp.int32)
 
 
+def prime_tail(net, prime):
+    """(the last receptive_field codes of prime, how many earlier codes were dropped).
+
+    The ring buffers after a prime hold layer inputs that depend only on its last
+    receptive_field - 1 inputs (plus the final code, the next input), so stepping through
+    anything earlier is wasted work and memory; a long prime costs what a short one does.
+    """
+    if prime is None:
+        return None, 0
+    prime = np.asarray(prime)
+    if prime.ndim not in (1, 2):
+        return prime, 0  # prime_codes names the shape it wants
+    skipped = max(0, prime.shape[-1] - net.receptive_field)
+    return prime[..., skipped:], skipped
+
+
 def conditioning(net, variables, batch_size: int, positions: int, global_cond, local_cond):
     """The global vector [batch, dim] and the local features upsampled once, up front, to
     [batch, positions, ch] (each None when the model has no such conditioning)."""

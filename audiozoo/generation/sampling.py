@@ -52,7 +52,7 @@ class Sampling:
     def check(self, net) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is not one of {METHODS}")
-        if self.temperature < 0 or self.voiced_temperature < 0:
+        if not (self.temperature >= 0 and self.voiced_temperature >= 0):  # NaN fails too
             raise ValueError(
                 f"temperatures must be >= 0, got temperature={self.temperature}, "
                 f"voiced_temperature={self.voiced_temperature}"

@@ -30,6 +30,8 @@ from audiozoo.tasks.base import SupervisedTask
 
 
 class AutoencoderTask(SupervisedTask):
+    verbs = ("encode", "decode", "interpolate")
+
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)

@@ -20,6 +20,10 @@ class Task:
     """What the trainer calls. Subclasses with two optimisers (GANs) override `init_state`
     and `train_step`; the trainer does not change."""
 
+    # The `audiozoo` verbs that use a trained model of this task (besides train), so that a
+    # verb given the wrong kind of workdir can name the ones that apply.
+    verbs: tuple[str, ...] = ()
+
     def __init__(self, config):
         self.config = config
 

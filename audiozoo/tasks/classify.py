@@ -117,6 +117,8 @@ def graft(params, loaded) -> tuple[dict, int]:
 
 
 class ClassifyTask(SupervisedTask):
+    verbs = ("evaluate", "classify")
+
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)

@@ -27,6 +27,8 @@ from audiozoo.tasks.base import SupervisedTask
 
 
 class WaveNetTask(SupervisedTask):
+    verbs = ("generate",)
+
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)

@@ -3,6 +3,7 @@ evaluation, checkpoints, samples. Model-specific work happens in the task."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from audiozoo import config as config_lib
 from audiozoo.audio.io import write_audio
+from audiozoo.config import ConfigError
 from audiozoo.data import BatchLoader, make_dataset
 from audiozoo.files import WorkdirLock, make_dir, remove_stale_temporaries, write_text_atomic
 from audiozoo.interrupt import graceful_interrupt, stop_requested
@@ -36,6 +38,58 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.message = message
 
 
+# train.KEY -> (smallest allowed value, what it means); checked before any work is done.
+_TRAIN_MINIMUMS = {
+    "num_steps": (1, "the step to train to"), "batch_size": (1, "examples per step"),
+    "log_every": (0, "steps between logged losses; 0 logs only at the end"),
+    "eval_every": (0, "0 never evaluates"), "checkpoint_every": (0, "0 saves only at the end"),
+    "sample_every": (0, "0 samples only at the end"), "keep_checkpoints": (1, "checkpoints kept"),
+    "num_eval_batches": (1, "batches per evaluation"),
+}
+# Per-step losses the explosion guard takes its running median over.
+LOSS_WINDOW = 1000
+
+
+def check_train_config(train) -> None:
+    """ConfigError naming the first `train.*` value no run can use."""
+    for key, (low, meaning) in _TRAIN_MINIMUMS.items():
+        value = train.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"train.{key}={value!r} must be an integer >= {low} ({meaning}); "
+                              f"set --config.train.{key}")
+    ratio = train.get("max_loss_ratio", 0.0)
+    if not (ratio == 0 or 1 < ratio < float("inf")):
+        raise ConfigError(f"train.max_loss_ratio={ratio!r} must be 0 (no explosion guard) or a "
+                          "finite number > 1; set --config.train.max_loss_ratio")
+
+
+class LossGuard:
+    """Stops a run whose loss explodes while staying finite (which the NaN/Inf check misses).
+
+    A step's loss trips it when it exceeds both `ratio` x the median of the last LOSS_WINDOW
+    step losses before it and the run's first loss: the second condition keeps a model that
+    has driven its loss near zero from tripping on one harder batch. The median needs at
+    least one earlier step and a positive value (losses here are likelihoods, so >= 0).
+    """
+
+    def __init__(self, ratio: float):
+        self.ratio = float(ratio)
+        self.first: float | None = None
+        self.history: collections.deque[float] = collections.deque(maxlen=LOSS_WINDOW)
+
+    def first_exploded(self, losses) -> tuple[int, float, float] | None:
+        """(index, loss, median before it) of the first exploded loss among these
+        consecutive steps' losses, else None; the losses checked join the history."""
+        for i, loss in enumerate(map(float, losses)):
+            if self.ratio and self.history:
+                median = float(np.median(self.history))
+                if median > 0 and loss > max(self.ratio * median, self.first):
+                    return i, loss, median
+            self.first = loss if self.first is None else self.first
+            self.history.append(loss)
+        return None
+
+
 def load_workdir_config(workdir: str | Path):
     path = Path(workdir) / CONFIG_FILE
     if not path.exists():
@@ -55,8 +109,10 @@ class Trainer:
     """Holds what one run needs; `run()` trains to config.train.num_steps."""
 
     def __init__(self, config, workdir: str | Path):
+        check_train_config(config.train)
         self.config = config
         self.workdir = Path(workdir)
+        self.loss_guard = LossGuard(config.train.get("max_loss_ratio", 0.0))
         self.is_main = jax.process_index() == 0
         self.task = build_task(config)
         mesh_lib.check_batch_size(config.train.batch_size)
@@ -175,20 +231,41 @@ class Trainer:
                 write_text_atomic(path, text)
 
     def _flush(self, step: int, pending: list) -> dict:
-        """Averages the metrics since the last flush; stops on NaN/Inf before anything of
-        this stretch can be checkpointed."""
+        """Averages the metrics since the last flush. Stops on a NaN/Inf step or an exploded
+        loss; the loop flushes before every checkpoint, so no such stretch is ever saved."""
         stacked = jax.device_get(pending)
+        first = step - len(pending) + 1  # the step number of stacked[0]
+        bad = next((i for i, m in enumerate(stacked) if m["finite"] < 1), None)
+        if bad is not None:
+            self._diverged(f"loss or update became NaN/Inf at step {first + bad}; that step "
+                           "was not applied")
+        exploded = self.loss_guard.first_exploded([m["loss"] for m in stacked])
+        if exploded is not None:
+            i, loss, median = exploded
+            self._diverged(
+                f"loss exploded at step {first + i}: {loss:.4g} is over "
+                f"train.max_loss_ratio={self.loss_guard.ratio:g} x the median {median:.4g} of "
+                f"the losses before it (--config.train.max_loss_ratio=0 turns this check off)")
         summary = _mean_metrics(stacked)
-        if summary.pop("finite") < 1.0:
-            bad = step - len(pending) + next(i for i, m in enumerate(stacked) if m["finite"] < 1)
-            raise TrainingDivergedError(
-                f"loss or update became NaN/Inf at step {bad + 1}; the step was not applied and "
-                f"the last good checkpoint in {self.checkpointer.directory} is kept. Lower "
-                f"--config.optim.learning_rate, tighten --config.optim.grad_clip_norm, or add "
-                f"--config.task.input_noise, then rerun: training resumes from that checkpoint."
-            )
+        del summary["finite"]
         self.writer.write(step, "train", summary)
         return summary
+
+    def _diverged(self, what: str):
+        """Raises TrainingDivergedError saying what is kept on disk: nothing of the failing
+        stretch was saved, and the newest checkpoint may be older than expected or absent."""
+        self.checkpointer.wait()  # a save in flight counts once it is complete
+        latest = self.checkpointer.latest_step()
+        if latest is None:
+            kept = (f"no checkpoint was saved before it (train.checkpoint_every="
+                    f"{self.config.train.checkpoint_every}), so nothing of this run is kept and "
+                    "rerunning starts from scratch")
+        else:
+            kept = (f"the newest checkpoint, step {latest} in {self.checkpointer.directory}, "
+                    "passed these checks and is kept; rerunning resumes from it")
+        raise TrainingDivergedError(
+            f"{what}; {kept}. Lower --config.optim.learning_rate, tighten "
+            "--config.optim.grad_clip_norm, or add --config.task.input_noise, then rerun.")
 
     def evaluate(self, state, step: int) -> dict:
         metrics = []
