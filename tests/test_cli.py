@@ -96,7 +96,7 @@ def test_generate_on_a_classifier_or_autoencoder_names_the_verbs_to_use(tmp_path
         assert main(["generate", "--workdir", str(tmp_path / name), "--seconds", "0.01",
                      "--out", str(out)]) == 2
         err = capsys.readouterr().err
-        assert f"`audiozoo generate` does not apply to the" in err and f"verbs are: {verbs}" in err
+        assert "`audiozoo generate` does not apply to the" in err and f"verbs are: {verbs}" in err
         assert not out.exists()
 
 

@@ -25,6 +25,7 @@ MODELS = {
     "ast": "ast:AST",
     "wav2vec2": "wav2vec2:Wav2Vec2",
     "wav2vec2_classifier": "wav2vec2:Wav2Vec2Classifier",
+    "gansynth": "gansynth:GANSynth",
 }
 
 
