@@ -139,6 +139,11 @@ TASK_DEFAULTS = {
                  "time_shift": 0.0, "init_from_hf": ""},
     # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
     "autoencoder": {"lower_workdir": "", "num_samples": 2},
+    # GANSynth (magenta configs/mel_prog_hires.py): images = notes seen; weights of the losses.
+    "gansynth": {"representation": "if_mel", "nfft": 2048, "pitch_key": "pitch",
+                 "stable_images": 800_000, "transition_images": 800_000, "gp_weight": 10.0,
+                 "drift_weight": 0.001, "ac_weight": 10.0, "ema_decay": 0.999,
+                 "num_samples": 2},
 }
 
 
@@ -147,7 +152,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
     files fill in `model` and adjust."""
     c = ml_collections.ConfigDict()
     c.seed = 0
-    model = {"wavenet": "wavenet", "autoencoder": "wavenet_autoencoder"}.get(task, "")
+    model = {"wavenet": "wavenet", "autoencoder": "wavenet_autoencoder",
+             "gansynth": "gansynth"}.get(task, "")
     c.model = ml_collections.ConfigDict({"name": model})
     c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
     c.data = ml_collections.ConfigDict({

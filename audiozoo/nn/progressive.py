@@ -114,13 +114,16 @@ def discriminator_alpha(block: int, progress: jax.Array) -> jax.Array:
     return jnp.clip(block - progress, 0.0, 1.0)
 
 
-def blend_resolutions(x: jax.Array, progress: jax.Array, num_blocks: int) -> jax.Array:
-    """Full-resolution images as the network at `progress` sees them: each block's
-    resolution (avg-pooled down, nearest up) weighted by generator_alpha, so real images fade
-    between resolutions exactly as generated ones do."""
+def blend_resolutions(x: jax.Array, progress: jax.Array, num_blocks: int,
+                      resolutions: int | None = None) -> jax.Array:
+    """Full-resolution images as a network of `num_blocks` grown blocks (of `resolutions`,
+    default num_blocks) sees them at `progress`: each block's resolution (avg-pooled down,
+    nearest up) weighted by generator_alpha, so real images fade between resolutions exactly
+    as generated ones do."""
+    resolutions = resolutions or num_blocks
     out = jnp.zeros_like(x)
     for block in range(1, num_blocks + 1):
-        factor = 2 ** (num_blocks - block)
+        factor = 2 ** (resolutions - block)
         out = out + generator_alpha(block, progress) * upscale(downscale(x, factor), factor)
     return out
 

@@ -17,6 +17,7 @@ TASKS = {
     "classify": "classify:ClassifyTask",
     "wav2vec2_pretrain": "wav2vec2_pretrain:Wav2Vec2PretrainTask",
     "autoencoder": "autoencoder:AutoencoderTask",
+    "gansynth": "gansynth:GANSynthTask",
 }
 
 

@@ -1,0 +1,299 @@
+"""Objective adapter for GANSynth: a progressive, pitch-conditioned WGAN-GP on spectrograms.
+
+Engel et al. 2019, "GANSynth" (ICLR), section 3 and appendix B, trained as magenta's
+models/gansynth/lib/model.py and train_util.py do:
+
+- Real notes are turned into the configured representation inside the jitted step
+  (`audiozoo.audio.specgram`, raw, un-normalised). The generator's tanh output is in the
+  normalised range and is de-normalised; the discriminator normalises what it is given
+  (the released normaliser, clip included). So fakes and reals meet, and the gradient-penalty
+  interpolation happens, in de-normalised space.
+- Losses (Gulrajani et al. 2017 WGAN-GP, Karras et al. 2018 drift, Odena et al. 2017 AC-GAN):
+  L_D = E[D(fake)] - E[D(real)] + 10 E[(||grad D(x_hat)|| - 1)^2] + 0.001 E[D(real)^2]
+        + 10 CE(pitch | real);  L_G = -E[D(fake)] + 10 CE(pitch | fake).
+- Each iteration is one generator step and then one discriminator step, each on fresh noise
+  (z ~ N(0, I), pitches drawn in proportion to the training set's pitch counts), with their
+  own Adam states (lr 8e-4, b1 0, b2 0.99, eps 1e-8). An exponential moving average (0.999)
+  of the generator, updated after every generator step, makes the samples.
+- Progressive growing: progress comes from the image counter (step x batch); stable and
+  transition phases alternate per resolution, reals are blended between resolutions like the
+  generator's output, and both optimiser states restart at the start of every phase, as
+  magenta builds a new graph and new optimisers per stage. The network size of each phase is
+  static, so the step is a `lax.switch` over the phases' block counts: one compiled program.
+
+The trainer is the generic one: the two parameter trees, the two optimiser states and the
+EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_state =
+{"generator", "discriminator"}, extra = {"ema": generator parameters}).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from audiozoo.audio import specgram
+from audiozoo.config import ConfigError
+from audiozoo.models import build_model
+from audiozoo.models.gansynth import MAX_PITCH, MIN_PITCH
+from audiozoo.nn.progressive import blend_resolutions, progress_at
+from audiozoo.tasks.base import Task
+from audiozoo.train.state import TrainState, all_finite, tree_select
+
+PITCHES_FILE = "pitches.json"
+NETWORKS = ("generator", "discriminator")
+
+
+def _adam(optim) -> optax.GradientTransformation:
+    tx = optax.adam(optim.learning_rate, b1=optim.b1, b2=optim.b2, eps=optim.eps)
+    if optim.grad_clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), tx)
+    return tx
+
+
+class GANSynthTask(Task):
+    verbs: tuple[str, ...] = ()
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = build_model(config.model)
+        self.tx = _adam(config.optim)
+        task = config.task
+        self.representation = task.representation
+        self.nfft = int(task.nfft)
+        self.pitch_key = task.pitch_key
+        self.pitch_counts = np.ones(self.model.num_pitches)  # set from the data by check_data
+        self._check_config()
+
+    def _check_config(self):
+        if self.representation not in specgram.REPRESENTATIONS:
+            raise ConfigError(f"task.representation={self.representation!r} is not one of "
+                              f"{', '.join(specgram.REPRESENTATIONS)}")
+        frames = specgram.num_frames_for(self.config.data.segment_length, self.nfft)
+        expected = (frames, self.nfft // 2, 2)
+        if tuple(self.model.output_shape) != expected:
+            raise ConfigError(
+                f"the model makes {list(self.model.output_shape)} images but "
+                f"{self.config.data.segment_length} samples at task.nfft={self.nfft} give "
+                f"{list(expected)} spectrograms; adjust model.start_shape / model.resolutions "
+                "or task.nfft (+H: nfft 2048 with start_shape (2, 16); nfft 1024 with (4, 8))")
+        if self.config.task.stable_images < 1 or self.config.task.transition_images < 0:
+            raise ConfigError("task.stable_images must be >= 1 and task.transition_images >= 0")
+
+    # ---- data -----------------------------------------------------------------------
+    def check_data(self, dataset) -> None:
+        """The pitch prior for the generator's labels comes from the training set's counts."""
+        pitches = _dataset_pitches(dataset, self.pitch_key)
+        outside = sorted({int(p) for p in pitches} - set(range(MIN_PITCH, MIN_PITCH + self.model.num_pitches)))
+        if outside:
+            raise ConfigError(f"the training data has pitches {outside[:10]} outside the model's "
+                              f"MIDI {MIN_PITCH}..{MIN_PITCH + self.model.num_pitches - 1}; filter "
+                              "them with --config.data.pitch_range")
+        self.pitch_counts = np.bincount(np.asarray(pitches) - MIN_PITCH,
+                                        minlength=self.model.num_pitches).astype(np.float64)
+
+    def workdir_files(self, dataset) -> dict[str, str]:
+        counts = {str(MIN_PITCH + i): int(c) for i, c in enumerate(self.pitch_counts) if c}
+        return {PITCHES_FILE: json.dumps({"pitch_counts": counts}, indent=1) + "\n"}
+
+    def dummy_batch(self, batch_size):
+        return {"audio": jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32),
+                self.pitch_key: jnp.full((batch_size,), MIN_PITCH, jnp.int32)}
+
+    # ---- representation -------------------------------------------------------------
+    def to_spectrogram(self, audio):
+        """Raw (de-normalised) spectrograms of notes [batch, samples]."""
+        return specgram.encode(audio, self.representation, nfft=self.nfft)
+
+    def to_audio(self, spec):
+        return specgram.decode(spec, self.representation, nfft=self.nfft,
+                               audio_length=self.config.data.segment_length)
+
+    # ---- schedule -------------------------------------------------------------------
+    def schedule(self, step):
+        """(progress, phase index, blocks grown) at a step: stable phase k has k + 1 blocks,
+        the transition after it k + 2."""
+        task, blocks = self.config.task, self.model.resolutions
+        images = step * self.config.train.batch_size
+        progress = progress_at(images, task.stable_images, task.transition_images, blocks)
+        return progress, self._phase(images), self._blocks(images)
+
+    def _phase(self, images):
+        task, blocks = self.config.task, self.model.resolutions
+        stage = task.stable_images + task.transition_images
+        phase = 2 * (images // stage) + (images % stage >= task.stable_images)
+        return jnp.minimum(phase, 2 * (blocks - 1))
+
+    def _blocks(self, images):
+        return jnp.minimum(self._phase(images) // 2 + 1 + self._phase(images) % 2,
+                           self.model.resolutions)
+
+    # ---- networks -------------------------------------------------------------------
+    def generate_images(self, g_params, z, pitch_ids, progress, num_blocks):
+        """Raw spectrograms from the generator (its output de-normalised)."""
+        images = self.model.apply({"params": {"generator": g_params}}, z, pitch_ids, progress,
+                                  num_blocks, method="generate")
+        return specgram.denormalize(images)
+
+    def discriminate(self, d_params, raw, progress, num_blocks):
+        return self.model.apply({"params": {"discriminator": d_params}},
+                                specgram.normalize(raw), progress, num_blocks,
+                                method="discriminate")
+
+    def sample_latents(self, rng, batch_size):
+        """z ~ N(0, I) and pitch ids drawn in proportion to the training set's pitch counts."""
+        z_rng, p_rng = jax.random.split(rng)
+        z = jax.random.normal(z_rng, (batch_size, self.model.latent_dim))
+        logits = jnp.log(jnp.asarray(self.pitch_counts / self.pitch_counts.sum()))
+        return z, jax.random.categorical(p_rng, logits, shape=(batch_size,))
+
+    # ---- state ----------------------------------------------------------------------
+    def init_state(self, rng, batch):
+        z, pitch = self.sample_latents(rng, batch["audio"].shape[0])
+        params = self.model.init(rng, z, pitch, 0.0)["params"]
+        opt_state = {name: self.tx.init(params[name]) for name in NETWORKS}
+        return TrainState(step=jnp.zeros((), jnp.int32), params=dict(params), opt_state=opt_state,
+                          extra={"ema": params["generator"]})
+
+    # ---- losses ---------------------------------------------------------------------
+    def _ac_loss(self, pitch_logits, pitch_ids):
+        return optax.softmax_cross_entropy_with_integer_labels(pitch_logits, pitch_ids).mean()
+
+    def generator_loss(self, g_params, d_params, rng, progress, num_blocks, batch_size):
+        z, pitch = self.sample_latents(rng, batch_size)
+        fake = self.generate_images(g_params, z, pitch, progress, num_blocks)
+        logit, pitch_logits = self.discriminate(d_params, fake, progress, num_blocks)
+        ac = self._ac_loss(pitch_logits, pitch)
+        loss = -logit.mean() + self.config.task.ac_weight * ac
+        return loss, {"g_loss": loss, "g_ac_loss": ac}
+
+    def discriminator_loss(self, d_params, g_params, real, real_pitch, rng, progress, num_blocks):
+        task = self.config.task
+        latent_rng, eps_rng = jax.random.split(rng)
+        z, pitch = self.sample_latents(latent_rng, real.shape[0])
+        fake = jax.lax.stop_gradient(self.generate_images(g_params, z, pitch, progress, num_blocks))
+        real_logit, real_pitch_logits = self.discriminate(d_params, real, progress, num_blocks)
+        fake_logit, _ = self.discriminate(d_params, fake, progress, num_blocks)
+        penalty = self.gradient_penalty(d_params, real, fake, eps_rng, progress, num_blocks)
+        ac = self._ac_loss(real_pitch_logits, real_pitch)
+        drift = jnp.mean(jnp.square(real_logit))
+        wasserstein = real_logit.mean() - fake_logit.mean()
+        loss = (-wasserstein + task.gp_weight * penalty + task.drift_weight * drift
+                + task.ac_weight * ac)
+        accuracy = jnp.mean(jnp.argmax(real_pitch_logits, -1) == real_pitch)
+        return loss, {"d_loss": loss, "wasserstein": wasserstein, "gradient_penalty": penalty,
+                      "d_ac_loss": ac, "real_pitch_accuracy": accuracy}
+
+    def gradient_penalty(self, d_params, real, fake, rng, progress, num_blocks):
+        """E[(||grad_x D(x)|| - 1)^2] at x uniformly between each real and fake example."""
+        eps = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1))
+        mixed = eps * real + (1.0 - eps) * fake
+
+        def critic_sum(x):
+            return self.discriminate(d_params, x, progress, num_blocks)[0].sum()
+
+        grads = jax.grad(critic_sum)(mixed)
+        norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=tuple(range(1, grads.ndim))) + 1e-12)
+        return jnp.mean(jnp.square(norms - 1.0))
+
+    # ---- steps ----------------------------------------------------------------------
+    def train_step(self, state, batch, rng):
+        progress, phase, blocks = self.schedule(state.step)
+        # Each phase starts with fresh optimiser states (magenta builds new ones per stage).
+        starts_phase = phase != self._phase((state.step - 1) * self.config.train.batch_size)
+        opt_state = tree_select(starts_phase & (state.step > 0),
+                                {n: self.tx.init(state.params[n]) for n in NETWORKS},
+                                state.opt_state)
+        state = state.replace(opt_state=opt_state)
+        branches = [self._step_fn(b) for b in range(1, self.model.resolutions + 1)]
+        new_state, metrics = jax.lax.switch(blocks - 1, branches, state, batch, rng, progress)
+        finite = all_finite(metrics["g_loss"], metrics["d_loss"], new_state.params)
+        new_state = tree_select(finite, new_state, state.replace(step=state.step))
+        # The trainer's "loss" (logged, guarded against explosion): the critic's
+        # Wasserstein estimate is signed, so the discriminator loss's magnitude stands in.
+        metrics = dict(metrics, loss=jnp.abs(metrics["d_loss"]), progress=progress,
+                       num_blocks=blocks.astype(jnp.float32), finite=finite.astype(jnp.float32))
+        return new_state, metrics
+
+    def _step_fn(self, num_blocks: int):
+        def step(state, batch, rng, progress):
+            g_rng, d_rng = jax.random.split(rng)
+            real = blend_resolutions(self.to_spectrogram(batch["audio"]), progress, num_blocks,
+                                     self.model.resolutions)
+            real_pitch = batch[self.pitch_key] - MIN_PITCH
+            params, opt = dict(state.params), dict(state.opt_state)
+            # One generator step against the current critic ...
+            (_, g_metrics), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
+                params["generator"], params["discriminator"], g_rng, progress, num_blocks,
+                real.shape[0])
+            updates, opt["generator"] = self.tx.update(g_grads, opt["generator"], params["generator"])
+            params["generator"] = optax.apply_updates(params["generator"], updates)
+            ema = optax.incremental_update(params["generator"], state.extra["ema"],
+                                           1.0 - self.config.task.ema_decay)
+            # ... then one critic step against the updated generator, on fresh noise.
+            (_, d_metrics), d_grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
+                params["discriminator"], params["generator"], real, real_pitch, d_rng, progress,
+                num_blocks)
+            updates, opt["discriminator"] = self.tx.update(d_grads, opt["discriminator"],
+                                                          params["discriminator"])
+            params["discriminator"] = optax.apply_updates(params["discriminator"], updates)
+            new_state = state.replace(step=state.step + 1, params=params, opt_state=opt,
+                                      extra={"ema": ema})
+            return new_state, {**g_metrics, **d_metrics}
+
+        return step
+
+    def eval_step(self, state, batch, rng):
+        """The critic's view of held-out notes against EMA-generator fakes, at the current
+        stage: the losses' terms and the auxiliary classifier's pitch accuracy."""
+        progress, _, blocks = self.schedule(state.step)
+
+        def evaluate(num_blocks):
+            def run(state, batch, rng, progress):
+                real = blend_resolutions(self.to_spectrogram(batch["audio"]), progress,
+                                         num_blocks, self.model.resolutions)
+                _, metrics = self.discriminator_loss(
+                    state.params["discriminator"], state.extra["ema"], real,
+                    batch[self.pitch_key] - MIN_PITCH, rng, progress, num_blocks)
+                return metrics
+            return run
+
+        branches = [evaluate(b) for b in range(1, self.model.resolutions + 1)]
+        metrics = jax.lax.switch(blocks - 1, branches, state, batch, rng, progress)
+        return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
+
+    # ---- sampling -------------------------------------------------------------------
+    def generate(self, state, z, pitches, ema: bool = True):
+        """Notes [batch, samples] from latents z [batch, latent] and MIDI pitches [batch], with
+        the EMA generator (or the raw one) at the state's stage."""
+        pitches = jnp.asarray(pitches)
+        progress, _, blocks = self.schedule(state.step)
+        g_params = state.extra["ema"] if ema else state.params["generator"]
+        branches = [
+            (lambda b: lambda p, z, ids, prog: self.generate_images(p, z, ids, prog, b))(b)
+            for b in range(1, self.model.resolutions + 1)]
+        spec = jax.lax.switch(blocks - 1, branches, g_params, z, pitches - MIN_PITCH, progress)
+        return self.to_audio(spec)
+
+    def samples(self, state, rng):
+        num = self.config.task.num_samples
+        if num <= 0:
+            return {}
+        z, ids = self.sample_latents(rng, num)
+        audio = np.asarray(jax.jit(self.generate)(state, z, ids + MIN_PITCH))
+        peak = np.max(np.abs(audio), axis=1, keepdims=True)
+        audio = audio / np.maximum(peak, 1.0)  # a young generator can overshoot full scale
+        return {f"{i}_pitch{int(p) + MIN_PITCH}": clip for i, (p, clip) in enumerate(zip(ids, audio))}
+
+
+def _dataset_pitches(dataset, key: str) -> np.ndarray:
+    """Every example's pitch, from the dataset's metadata when it has some (no audio made or
+    read): NSynth's examples.json columns, the synthetic notes' specs."""
+    if key in getattr(dataset, "metadata", {}):
+        return np.asarray(dataset.metadata[key], np.int64)
+    if hasattr(dataset, "note_spec") and key == "pitch":
+        return np.array([dataset.note_spec(i).pitch for i in range(len(dataset))], np.int64)
+    return np.array([int(dataset[i][key]) for i in range(len(dataset))], np.int64)

@@ -1,0 +1,193 @@
+"""GANSynth through the generic trainer: the progressive schedule, the losses, one G step then
+one D step, EMA, optimiser restarts, resume exactness, 8 devices, NaN handling, bad configs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiozoo.config import ConfigError, load_config
+from audiozoo.tasks import build_task
+from audiozoo.train.loop import Trainer, TrainingDivergedError, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(REPO, "tests")
+
+
+def micro_config(num_steps=12, representation="if_mel"):
+    """Two resolutions of a 16 x 32 -> 32 x 64 spectrogram of 1024-sample notes."""
+    c = load_config(os.path.join(REPO, "configs", "gansynth_tiny.py") + f":{representation}")
+    c.model.update(resolutions=2, start_shape=(16, 32), fmap_base=32, fmap_max=8, latent_dim=8)
+    c.data.update(segment_length=1024, num_train=64, num_eval=16)
+    c.task.update(nfft=128, stable_images=32, transition_images=32, num_samples=0)
+    c.train.update(num_steps=num_steps, batch_size=8, log_every=2, eval_every=0,
+                   checkpoint_every=4)
+    return c
+
+
+def _state_and_batch(config):
+    task = build_task(config)
+    trainer_batch = task.dummy_batch(8)
+    batch = dict(trainer_batch, audio=0.3 * jnp.sin(jnp.arange(1024) * 0.2)[None].repeat(8, 0),
+                 pitch=jnp.arange(8, dtype=jnp.int32) + 50)
+    state = task.init_state(jax.random.key(0), batch)
+    return task, state, batch
+
+
+def test_schedule_alternates_stable_and_transition_phases():
+    c = micro_config()
+    c.model.resolutions = 3
+    c.model.start_shape = (8, 16)
+    task = build_task(c)
+    # 32 images = 4 steps of 8 per phase.
+    table = [tuple(float(v) for v in task.schedule(step)) for step in (0, 3, 4, 6, 8, 12, 16, 40)]
+    assert table == [(0, 0, 1), (0, 0, 1), (0, 1, 2), (0.5, 1, 2), (1, 2, 2), (1, 3, 3),
+                     (2, 4, 3), (2, 4, 3)]
+
+
+def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers():
+    config = micro_config()
+    task, state, batch = _state_and_batch(config)
+    rng = jax.random.key(3)
+    new, metrics = jax.jit(task.train_step)(state, batch, rng)
+    g_rng, d_rng = jax.random.split(rng)
+    # The generator's loss is the one against the critic before this step ...
+    g_loss, _ = task.generator_loss(state.params["generator"], state.params["discriminator"],
+                                    g_rng, 0.0, 1, 8)
+    np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-4)
+    # ... and the critic's is against the generator after it.
+    from audiozoo.nn.progressive import blend_resolutions
+    real = blend_resolutions(task.to_spectrogram(batch["audio"]), 0.0, 1, 2)
+    d_loss, _ = task.discriminator_loss(state.params["discriminator"], new.params["generator"],
+                                        real, batch["pitch"] - 24, d_rng, 0.0, 1)
+    np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-4)
+    # EMA 0.999 of the generator after its step.
+    for ema, old, g in zip(jax.tree.leaves(new.extra["ema"]), jax.tree.leaves(state.extra["ema"]),
+                           jax.tree.leaves(new.params["generator"])):
+        np.testing.assert_allclose(ema, 0.999 * old + 0.001 * g, rtol=1e-5, atol=1e-7)
+    assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
+    # Adam's step counters restart when a phase starts (step 4: the first transition step).
+    counts = lambda s: {int(x) for x in jax.tree.leaves(s.opt_state)  # noqa: E731
+                        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.integer)}
+    state4 = new.replace(step=jnp.asarray(4, jnp.int32))
+    assert counts(state4) == {1}
+    after = jax.jit(task.train_step)(jax.jit(task.train_step)(state4, batch, rng)[0], batch, rng)[0]
+    assert counts(after) == {2}  # fresh at step 4, then one more step
+
+
+def test_gradient_penalty_matches_finite_differences():
+    config = micro_config()
+    task, state, batch = _state_and_batch(config)
+    d_params = state.params["discriminator"]
+    rng = jax.random.key(5)
+    real = task.to_spectrogram(batch["audio"])[:2]
+    fake = real + 0.5
+    penalty = task.gradient_penalty(d_params, real, fake, rng, 1.0, 2)
+    eps = jax.random.uniform(rng, (2, 1, 1, 1))
+    mixed = np.asarray(eps * real + (1 - eps) * fake, np.float64)
+
+    def critic(x):
+        return np.asarray(task.discriminate(d_params, jnp.asarray(x, jnp.float32), 1.0, 2)[0],
+                          np.float64)
+
+    # Central differences of each example's critic value, one input coordinate at a time; the
+    # minibatch-stddev channel couples examples, so each example is perturbed alone.
+    h, norms = 1e-2, []
+    flat = mixed.reshape(2, -1)
+    for i in range(2):
+        grads = np.empty(flat.shape[1])
+        for chunk in np.array_split(np.arange(flat.shape[1]), 16):
+            plus = np.repeat(flat[None], len(chunk), 0)
+            minus = plus.copy()
+            plus[np.arange(len(chunk)), i, chunk] += h
+            minus[np.arange(len(chunk)), i, chunk] -= h
+            values = jax.vmap(lambda x: task.discriminate(d_params, x, 1.0, 2)[0].sum())(
+                jnp.asarray(np.concatenate([plus, minus]).reshape(-1, *mixed.shape), jnp.float32))
+            values = np.asarray(values, np.float64)
+            grads[chunk] = (values[:len(chunk)] - values[len(chunk):]) / (2 * h)
+        norms.append(np.linalg.norm(grads))
+    expected = np.mean((np.array(norms) - 1.0) ** 2)
+    assert critic(mixed).shape == (2,)
+    np.testing.assert_allclose(float(penalty), expected, rtol=2e-2)
+
+
+def _params(state):
+    return [np.asarray(x) for x in jax.tree.leaves((state.params, state.opt_state, state.extra))]
+
+
+def test_resume_mid_transition_equals_an_uninterrupted_run(tmp_path):
+    uninterrupted = _params(train(micro_config(12), tmp_path / "a"))
+    train(micro_config(6), tmp_path / "b")  # stops mid-transition (phase 1: steps 4..7)
+    resumed = _params(train(micro_config(12), tmp_path / "b"))
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_array_equal(a, b)
+    records = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12]
+    assert json.loads((tmp_path / "b" / "pitches.json").read_text())["pitch_counts"]
+
+
+def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, jax, numpy as np
+        sys.path.insert(0, {TESTS!r})
+        from test_gansynth_task import micro_config, _params
+        from audiozoo.train.loop import train
+        assert jax.device_count() == int(sys.argv[1])
+        np.savez({str(tmp_path)!r} + f"/d{{sys.argv[1]}}.npz",
+                 *_params(train(micro_config(6), {str(tmp_path)!r} + f"/w{{sys.argv[1]}}")))
+    """)
+    for n in (1, 8):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+                   JAX_PLATFORMS="cpu")
+        result = subprocess.run([sys.executable, "-c", code, str(n)], env=env, cwd=REPO,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, eight = np.load(tmp_path / "d1.npz"), np.load(tmp_path / "d8.npz")
+    for key in one.files:
+        np.testing.assert_allclose(one[key], eight[key], rtol=2e-4, atol=2e-5)
+
+
+def test_a_nan_step_is_not_applied_and_stops_the_run(tmp_path):
+    task, state, batch = _state_and_batch(micro_config())
+    bad = dict(batch, audio=batch["audio"].at[0, 5].set(jnp.nan))
+    new, metrics = jax.jit(task.train_step)(state, bad, jax.random.key(0))
+    assert float(metrics["finite"]) == 0.0
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, b)
+    trainer = Trainer(micro_config(4), tmp_path)
+    step = trainer._train_step
+    trainer._train_step = lambda s, b, r: step(s, dict(b, audio=b["audio"] * jnp.nan), r)
+    with pytest.raises(TrainingDivergedError, match="NaN/Inf at step 1"):
+        trainer.run()
+
+
+def test_samples_are_notes_of_the_drawn_pitches(tmp_path):
+    config = micro_config(2)
+    config.task.num_samples = 2
+    train(config, tmp_path)
+    names = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert len(names) == 2 and all("_pitch" in n for n in names)
+    import soundfile as sf
+    audio, rate = sf.read(tmp_path / "samples" / names[0])
+    assert rate == 16000 and audio.shape == (1024,)
+
+
+def test_bad_configs_are_refused():
+    config = micro_config()
+    config.task.representation = "magnitude"
+    with pytest.raises(ConfigError, match="task.representation='magnitude' is not one of"):
+        build_task(config)
+    config = micro_config()
+    config.task.nfft = 256
+    with pytest.raises(ConfigError, match="adjust model.start_shape"):
+        build_task(config)
+    config = micro_config()
+    config.data.pitch_range = (20, 30)
+    with pytest.raises(ConfigError, match=r"pitches \[20, 21"):
+        Trainer(config, "/tmp/unused-gansynth-workdir")
