@@ -6,6 +6,8 @@
     audiozoo encode FILE.wav --workdir DIR --out LATENT.npy    (autoencoders)
     audiozoo decode LATENT.npy --workdir DIR --out FILE.wav
     audiozoo interpolate A.wav B.wav --workdir DIR --weights 0.5 --out MIX.wav
+    audiozoo generate --workdir DIR --pitch 60 [--pitch 64 ...] --out NOTE.wav  (GANSynth)
+    audiozoo interpolate --workdir DIR --pitch 60 --weights 0 0.5 1 --out MIX.wav (GANSynth)
     audiozoo evaluate --workdir DIR [--data DIR] [--confusion FILE.png] [--config.data.a=v]
     audiozoo classify FILE_OR_DIR ... --workdir DIR [--top K] [--out FILE.csv|.json]
                       [--pooling P] [--min-db DB]                   (classifiers)
@@ -38,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = verbs.add_parser("generate", help="sample audio from a trained workdir")
     gen.add_argument("--workdir", required=True)
-    gen.add_argument("--seconds", type=float, required=True)
+    gen.add_argument("--seconds", type=float, default=None,
+                     help="length (WaveNet; GANSynth notes have the length they were trained on)")
+    gen.add_argument("--pitch", type=int, action="append", default=None,
+                     help="GANSynth: MIDI pitch of a note (repeat for several; one timbre per "
+                     "--batch row is held across them)")
     gen.add_argument("--out", required=True, help="output .wav/.flac; with --batch > 1, "
                      "clips go to NAME_0.wav, NAME_1.wav, ...")
     gen.add_argument("--batch", type=int, default=1)
@@ -72,9 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_decoding_args(dec)
 
     mix = verbs.add_parser("interpolate", help="mix two sounds' latents and decode (timbre mixing)")
-    mix.add_argument("files", nargs=2, metavar=("A", "B"), help="two audio files")
+    mix.add_argument("files", nargs="*", metavar="A B", help="two audio files (autoencoders)")
     mix.add_argument("--weights", type=float, nargs="+", default=[0.5],
                      help="weights of B: latent (1 - w) * A + w * B; one clip per weight")
+    mix.add_argument("--pitch", type=int, default=None,
+                     help="GANSynth: the pitch at which two random timbres are interpolated "
+                     "(spherically; --seed picks them)")
     _add_decoding_args(mix)
 
     ev = verbs.add_parser("evaluate", help="accuracy, mAP, per-class scores, a confusion matrix "
@@ -204,6 +213,13 @@ def _generate(args, overrides) -> int:
     _check_generate_args(args)
     config, task, state = restore_latest(args.workdir)
     _check_verb(config, task, "generate", args.workdir)
+    if _is_gansynth(task):
+        return _generate_notes(args, task, state)
+    if args.pitch:
+        raise ValueError(f"--pitch applies to GANSynth workdirs; the model in {args.workdir} is "
+                         f"{config.model.name}")
+    if args.seconds is None:
+        raise ValueError("--seconds is required: how much audio to generate")
     rate = task.sample_rate
     if int(args.seconds * rate) < 1:
         raise ValueError(f"--seconds={args.seconds} is less than one sample at {rate} Hz")
@@ -220,7 +236,8 @@ def _generate(args, overrides) -> int:
 
 
 def _check_generate_args(args) -> None:
-    _check_number("--seconds", args.seconds, "> 0", lambda x: x > 0)
+    if args.seconds is not None:
+        _check_number("--seconds", args.seconds, "> 0", lambda x: x > 0)
     if args.batch < 1:
         raise ValueError(f"--batch={args.batch} must be >= 1 (clips made at once)")
     _check_number("--top-p", args.top_p, "in (0, 1]", lambda x: 0 < x <= 1)
@@ -298,15 +315,11 @@ def _prime_audio(path, rate: int):
     return None if path is None else read_audio(path, rate)
 
 
-def _restore_autoencoder(workdir):
-    from audiozoo.config import ConfigError
-    from audiozoo.tasks.autoencoder import AutoencoderTask
+def _restore_autoencoder(workdir, verb: str):
     from audiozoo.train.loop import restore_latest
 
     config, task, state = restore_latest(workdir)
-    if not isinstance(task, AutoencoderTask):
-        raise ConfigError(f"the model in {workdir} ({config.model.name}) is not an autoencoder; "
-                          "encode/decode/interpolate need a configs/nsynth_ae*.py or ada*.py run")
+    _check_verb(config, task, verb, workdir)
     return task, task.variables(state)
 
 
@@ -320,7 +333,7 @@ def _read_for_encoding(task, path):
 
 
 def _encode(args, overrides) -> int:
-    task, variables = _restore_autoencoder(args.workdir)
+    task, variables = _restore_autoencoder(args.workdir, "encode")
     for path, out in zip(args.files, _output_paths(args.out, len(args.files))):
         encoded, codes = task.encode(variables, _read_for_encoding(task, path))
         latent = codes[0] if task.model.discrete else encoded[0]
@@ -340,7 +353,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _decode(args, overrides) -> int:
-    task, variables = _restore_autoencoder(args.workdir)
+    task, variables = _restore_autoencoder(args.workdir, "decode")
     latents = [_load_latent(task, path) for path in args.files]
     if len({latent.shape for latent in latents}) > 1:
         raise ValueError(f"latents of different shapes {[list(x.shape) for x in latents]} cannot "
@@ -369,14 +382,78 @@ def _load_latent(task, path):
     return latent
 
 
+def _is_gansynth(task) -> bool:
+    from audiozoo.tasks.gansynth import GANSynthTask
+
+    return isinstance(task, GANSynthTask)
+
+
+def _generate_notes(args, task, state) -> int:
+    """GANSynth: one note per (--batch row, --pitch), each row one timbre."""
+    import jax
+
+    if not args.pitch:
+        raise ValueError("GANSynth makes notes: give their MIDI pitches with --pitch 60 "
+                         "[--pitch 64 ...]")
+    if args.seconds is not None:
+        raise ValueError(f"--seconds does not apply to GANSynth: its notes are "
+                         f"{task.config.data.segment_length / task.sample_rate:g} s long, as trained")
+    autoregressive = {"--prime": args.prime, "--local-cond": args.local_cond,
+                      "--global-id": args.global_id}
+    given = [flag for flag, value in autoregressive.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to WaveNet workdirs, not to GANSynth")
+    audio = task.notes(state, args.pitch, jax.random.key(args.seed), args.batch)
+    names = [f"{pitch}" for pitch in args.pitch]
+    paths = _output_paths(args.out, args.batch)
+    for row, base in zip(audio, paths):
+        for clip, path in zip(row, _output_paths(base, len(names), names)):
+            _write_note(path, clip, task.sample_rate)
+    return 0
+
+
+def _write_note(path, clip, rate: int) -> None:
+    """Writes a generated note; one that overshoots full scale is scaled down, and says so."""
+    from audiozoo.audio.io import write_audio
+
+    peak = float(np.max(np.abs(clip)))
+    if peak > 1.0:
+        clip = clip / peak
+    write_audio(path, clip, rate)
+    print(f"wrote {path} ({len(clip) / rate:.2f} s at {rate} Hz"
+          + (f", scaled by 1/{peak:.3f} to fit full scale)" if peak > 1.0 else ")"))
+
+
 def _interpolate(args, overrides) -> int:
-    task, variables = _restore_autoencoder(args.workdir)
+    from audiozoo.train.loop import restore_latest
+
+    config, task, state = restore_latest(args.workdir)
+    _check_verb(config, task, "interpolate", args.workdir)
+    if _is_gansynth(task):
+        return _interpolate_notes(args, task, state)
+    if len(args.files) != 2 or args.pitch is not None:
+        raise ValueError("autoencoders interpolate two sounds: `audiozoo interpolate A.wav B.wav "
+                         "--workdir DIR --weights ...` (no --pitch)")
+    variables = task.variables(state)
     a, b = (_read_for_encoding(task, path) for path in args.files)
     length = min(a.shape[1], b.shape[1])  # both are whole frames
     (enc_a, _), (enc_b, _) = (task.encode(variables, x[:, :length]) for x in (a, b))
     weights = np.asarray(args.weights, np.float32)[:, None, None]
     mixed = (1.0 - weights) * np.asarray(enc_a) + weights * np.asarray(enc_b)
     return _decode_to_files(task, variables, task.latent(variables, mixed), args)
+
+
+def _interpolate_notes(args, task, state) -> int:
+    import jax
+
+    if args.files or args.pitch is None:
+        raise ValueError("GANSynth interpolates two random timbres (picked by --seed) at one "
+                         "pitch: `audiozoo interpolate --workdir DIR --pitch 60 --weights 0 0.5 "
+                         "1 --out MIX.wav`, no audio files")
+    audio = task.interpolate(state, args.pitch, jax.random.key(args.seed), args.weights)
+    for clip, path in zip(audio, _output_paths(args.out, len(audio))):
+        _write_note(path, clip, task.sample_rate)
+    return 0
 
 
 def _decode_to_files(task, variables, latent, args) -> int:
@@ -465,11 +542,13 @@ def _stats(args, overrides) -> int:
     return 0
 
 
-def _output_paths(out: str, batch: int) -> list[Path]:
+def _output_paths(out: str, batch: int, names=None) -> list[Path]:
+    """OUT itself for one clip, else OUT_0.wav, OUT_1.wav, ... (or OUT_NAME.wav per name)."""
     out = Path(out)
     if batch == 1:
         return [out]
-    return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(batch)]
+    names = names or range(batch)
+    return [out.with_name(f"{out.stem}_{name}{out.suffix}") for name in names]
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def test_encode_decode_interpolate_verbs(tmp_path, capsys):
                  "--config.task.num_samples=0", "--config.data.segment_length=200",
                  "--config.model.num_layers=2"]) == 0
     assert main(["encode", files[0], "--workdir", str(wavenet_dir), "--out", str(tmp_path / "x.npy")]) == 2
-    assert "not an autoencoder" in capsys.readouterr().err
+    assert "`audiozoo encode` does not apply to the wavenet model" in capsys.readouterr().err
 
 
 def test_vq_ema_autoencoder_on_8_devices_equals_one_device(tmp_path):

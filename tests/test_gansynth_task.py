@@ -191,3 +191,44 @@ def test_bad_configs_are_refused():
     config.data.pitch_range = (20, 30)
     with pytest.raises(ConfigError, match=r"pitches \[20, 21"):
         Trainer(config, "/tmp/unused-gansynth-workdir")
+
+
+def test_cli_generates_pitch_sweeps_and_interpolations(tmp_path, capsys):
+    from audiozoo.cli import main
+    import soundfile as sf
+
+    workdir = tmp_path / "run"
+    micro = ["--config.model.resolutions=2", "--config.model.start_shape=(16, 32)",
+             "--config.model.fmap_base=32", "--config.model.fmap_max=8",
+             "--config.model.latent_dim=8", "--config.data.segment_length=1024",
+             "--config.data.num_train=64", "--config.data.num_eval=16", "--config.task.nfft=128",
+             "--config.task.stable_images=32", "--config.task.transition_images=32",
+             "--config.task.num_samples=0", "--config.train.num_steps=2",
+             "--config.train.batch_size=8", "--config.train.eval_every=0"]
+    assert main(["train", "--config", "configs/gansynth_tiny.py", "--workdir", str(workdir),
+                 *micro]) == 0
+    out = tmp_path / "note.wav"
+    assert main(["generate", "--workdir", str(workdir), "--pitch", "60", "--pitch", "67",
+                 "--batch", "2", "--out", str(out)]) == 0
+    files = sorted(p.name for p in tmp_path.glob("note_*.wav"))
+    assert files == ["note_0_60.wav", "note_0_67.wav", "note_1_60.wav", "note_1_67.wav"]
+    audio, rate = sf.read(tmp_path / "note_0_60.wav")
+    assert rate == 16000 and audio.shape == (1024,) and np.abs(audio).max() <= 1.0
+    assert main(["interpolate", "--workdir", str(workdir), "--pitch", "60", "--weights", "0",
+                 "0.5", "1", "--out", str(tmp_path / "mix.wav")]) == 0
+    mix0, _ = sf.read(tmp_path / "mix_0.wav")
+    np.testing.assert_allclose(mix0, audio, atol=1e-4)  # weight 0: the seed's first timbre
+    capsys.readouterr()
+    base = ["generate", "--workdir", str(workdir), "--out", str(tmp_path / "x.wav")]
+    for extra, message in ((["--pitch", "90"], "this model makes MIDI pitches 24..84"),
+                           ([], "give their MIDI pitches with --pitch"),
+                           (["--pitch", "60", "--seconds", "1"], "--seconds does not apply"),
+                           (["--pitch", "60", "--prime", "a.wav"], "--prime apply to WaveNet")):
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    assert main(["interpolate", "a.wav", "b.wav", "--workdir", str(workdir),
+                 "--out", str(tmp_path / "x.wav")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    assert main(["encode", "a.wav", "--workdir", str(workdir), "--out", str(tmp_path / "x.npy")]) == 2
+    assert "its verbs are: `audiozoo generate`, `audiozoo interpolate`" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()

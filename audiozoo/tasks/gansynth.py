@@ -38,7 +38,7 @@ import optax
 from audiozoo.audio import specgram
 from audiozoo.config import ConfigError
 from audiozoo.models import build_model
-from audiozoo.models.gansynth import MAX_PITCH, MIN_PITCH
+from audiozoo.models.gansynth import MIN_PITCH
 from audiozoo.nn.progressive import blend_resolutions, progress_at
 from audiozoo.tasks.base import Task
 from audiozoo.train.state import TrainState, all_finite, tree_select
@@ -54,8 +54,22 @@ def _adam(optim) -> optax.GradientTransformation:
     return tx
 
 
+def slerp(a: jax.Array, b: jax.Array, t) -> jax.Array:
+    """Spherical interpolation between latents a and b [..., dim] at fractions t (broadcast
+    against the leading axes), as GANSynth interpolates timbres (lib/generate_util.py); falls
+    back to a straight line when a and b are (anti)parallel."""
+    t = jnp.asarray(t, jnp.float32)[..., None]
+    unit_a = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
+    unit_b = b / jnp.linalg.norm(b, axis=-1, keepdims=True)
+    omega = jnp.arccos(jnp.clip(jnp.sum(unit_a * unit_b, -1, keepdims=True), -1.0, 1.0))
+    sin = jnp.sin(omega)
+    safe = jnp.where(sin > 1e-6, sin, 1.0)
+    curved = (jnp.sin((1.0 - t) * omega) * a + jnp.sin(t * omega) * b) / safe
+    return jnp.where(sin > 1e-6, curved, (1.0 - t) * a + t * b)
+
+
 class GANSynthTask(Task):
-    verbs: tuple[str, ...] = ()
+    verbs = ("generate", "interpolate")
 
     def __init__(self, config):
         super().__init__(config)
@@ -277,6 +291,32 @@ class GANSynthTask(Task):
             for b in range(1, self.model.resolutions + 1)]
         spec = jax.lax.switch(blocks - 1, branches, g_params, z, pitches - MIN_PITCH, progress)
         return self.to_audio(spec)
+
+    def check_pitches(self, pitches) -> np.ndarray:
+        pitches = np.asarray(pitches, np.int64).reshape(-1)
+        top = MIN_PITCH + self.model.num_pitches - 1
+        bad = [int(p) for p in pitches if not MIN_PITCH <= p <= top]
+        if bad or not len(pitches):
+            raise ValueError(f"pitches {bad or '(none)'}: this model makes MIDI pitches "
+                             f"{MIN_PITCH}..{top}")
+        return pitches
+
+    def notes(self, state, pitches, rng, num_timbres: int = 1) -> np.ndarray:
+        """Audio [num_timbres, len(pitches), samples]: each latent (a timbre) drawn from rng,
+        played at every pitch (a pitch sweep with the timbre held)."""
+        pitches = self.check_pitches(pitches)
+        z = jax.random.normal(rng, (num_timbres, self.model.latent_dim))
+        z = jnp.repeat(z, len(pitches), axis=0)
+        audio = jax.jit(self.generate)(state, z, jnp.tile(jnp.asarray(pitches), num_timbres))
+        return np.asarray(audio).reshape(num_timbres, len(pitches), -1)
+
+    def interpolate(self, state, pitch: int, rng, weights) -> np.ndarray:
+        """Audio [len(weights), samples]: two random timbres at one pitch, spherically
+        interpolated (weight 0 is the first, 1 the second)."""
+        (pitch,) = self.check_pitches([pitch])
+        a, b = jax.random.normal(rng, (2, self.model.latent_dim))
+        z = slerp(a, b, jnp.asarray(weights))
+        return np.asarray(jax.jit(self.generate)(state, z, jnp.full((len(z),), pitch)))
 
     def samples(self, state, rng):
         num = self.config.task.num_samples
