@@ -19,6 +19,9 @@
   all. ``check_files=True`` checks every selected file's header at start-up.
 * ``synthetic_nsynth``: the ``synthetic`` notes with NSynth's example keys.
 
+``audiozoo.data.soundfont`` renders a release in NSynth's format from a General MIDI
+soundfont (fluidsynth), which ``nsynth`` then reads like the official one.
+
 ``BatchLoader`` turns a dataset into deterministic, resumable, per-host batches.
 """
 
