@@ -325,6 +325,7 @@ def train(config, workdir):
     The run holds the workdir's lock (one run per workdir; in a multi-host run process 0 holds
     it for all), and Ctrl-C stops it after the current step, saving the finished steps
     (`TrainingInterrupted` says what was kept)."""
+    check_train_config(config.train)  # before the lock creates the workdir
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
     with lock, graceful_interrupt("the current training step"):
         try:
