@@ -245,6 +245,23 @@ def test_read_only_workdir_gets_clear_errors(trained, tmp_path):
         shutil.rmtree(readonly, ignore_errors=True)
 
 
+def test_evaluate_in_a_read_only_classifier_workdir_names_the_path(tmp_path):
+    from test_classify_workflow import _folders, _train_args
+
+    data = _folders(tmp_path / "data")
+    assert main(_train_args(tmp_path / "run", data, "--config.model.num_classes=3")) == 0
+    readonly = tmp_path / "ro"
+    _read_only_copy(tmp_path / "run", readonly)
+    try:
+        result = _unprivileged("evaluate", "--workdir", str(readonly), "--data", str(data))
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "accuracy" in result.stdout  # the results are shown before the write fails
+        assert f"cannot write {readonly}/confusion.png: Permission denied" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        shutil.rmtree(readonly, ignore_errors=True)
+
+
 # ---- item 13: a torn last line of metrics.jsonl -------------------------------------------
 def test_a_torn_metrics_line_is_dropped_on_resume(tmp_path):
     workdir = tmp_path / "run"
