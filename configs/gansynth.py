@@ -14,8 +14,7 @@ lib/model.py). The paper's best model is IF-Mel + H. Data: NSynth's acoustic not
 
 from audiozoo.config import base_config
 
-REPRESENTATIONS = ("phase", "if", "if_mel")
-VARIANTS = REPRESENTATIONS + tuple(f"{r}_h" for r in REPRESENTATIONS)
+VARIANTS = ("phase", "if", "if_mel", "phase_h", "if_h", "if_mel_h")
 
 
 def get_config(variant: str = "if_mel_h"):

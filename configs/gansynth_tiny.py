@@ -11,12 +11,12 @@ NSynth-format release trains with --config.data.name=nsynth --config.data.root=D
 
 from audiozoo.config import base_config
 
-REPRESENTATIONS = ("phase", "if", "if_mel")
+VARIANTS = ("phase", "if", "if_mel")
 
 
 def get_config(representation: str = "if_mel"):
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"unknown variant {representation!r}; valid: {', '.join(REPRESENTATIONS)}")
+    if representation not in VARIANTS:
+        raise ValueError(f"unknown variant {representation!r}; valid: {', '.join(VARIANTS)}")
     c = base_config("gansynth")
     c.model.update(resolutions=6, start_shape=(4, 4), latent_dim=64, num_pitches=61, channels=2,
                    fmap_base=128, fmap_max=32, kernel_size=3)
