@@ -158,6 +158,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
     c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
     c.data = ml_collections.ConfigDict({
         "name": "synthetic", "sample_rate": 16000, "segment_length": 4096, "seed": 0,
+        # synthetic and nsynth notes: a shorter segment at a "random" offset or the "start"
+        "crop": "random",
         # synthetic
         "num_train": 4096, "num_eval": 256, "pitch_range": (36, 84),
         "families": ("sine", "square", "saw", "pluck", "bell"),

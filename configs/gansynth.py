@@ -26,7 +26,7 @@ def get_config(variant: str = "if_mel_h"):
                    num_pitches=61, channels=2, fmap_base=4096, fmap_max=256, kernel_size=3)
     c.task.update(representation=variant.removesuffix("_h"), nfft=2048 if high_freq else 1024)
     c.data.update(name="synthetic_nsynth", segment_length=64000, pitch_range=(24, 84),
-                  sources=("acoustic",), num_train=4096, num_eval=256)
+                  sources=("acoustic",), crop="start", num_train=4096, num_eval=256)
     c.optim.update(name="adam", learning_rate=8e-4, b1=0.0, b2=0.99, eps=1e-8, grad_clip_norm=0.0)
     steps = 13 * 800_000 // 8
     c.train.update(num_steps=steps, batch_size=8, log_every=500, eval_every=20_000,

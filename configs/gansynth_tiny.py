@@ -23,7 +23,7 @@ def get_config(representation: str = "if_mel"):
     c.task.update(representation=representation, nfft=256, stable_images=4000,
                   transition_images=4000, num_samples=4)
     c.data.update(name="synthetic_nsynth", segment_length=8192, pitch_range=(48, 72),
-                  sources=("acoustic",), num_train=2048, num_eval=128)
+                  sources=("acoustic",), crop="start", num_train=2048, num_eval=128)
     c.optim.update(name="adam", learning_rate=8e-4, b1=0.0, b2=0.99, eps=1e-8, grad_clip_norm=0.0)
     c.train.update(num_steps=11 * 4000 // 16, batch_size=16, log_every=25, eval_every=250,
                    num_eval_batches=2, checkpoint_every=250)

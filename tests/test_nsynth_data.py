@@ -328,3 +328,19 @@ def test_make_dataset_synthetic_nsynth(tmp_path):
     assert (len(train), len(evaluation)) == (8, 4) and evaluation.seed == train.seed + 1
     assert train.classes == ("sine", "saw") and set(train.example(0, np.random.default_rng(0))) == KEYS
     assert 40 <= int(train[0]["pitch"]) <= 60 and train[0]["audio"].shape == (4000,)
+
+
+def test_crop_start_takes_the_onset(release):
+    from audiozoo.data import SyntheticNotes
+
+    root, _ = release
+    whole = NSynth(root, "train")[0]["audio"]
+    start = NSynth(root, "train", segment_length=1000, crop="start")
+    for seed in range(3):
+        example = start.example(0, np.random.default_rng(seed))
+        np.testing.assert_array_equal(example["audio"], whole[:1000])
+    notes = SyntheticNotes(4, segment_length=4000, crop="start")
+    np.testing.assert_array_equal(notes.example(1, np.random.default_rng(0))["audio"],
+                                  notes.note(1)[:4000])
+    with pytest.raises(DataError, match="crop='middle' is not one of"):
+        NSynth(root, "train", crop="middle")

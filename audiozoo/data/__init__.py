@@ -3,7 +3,9 @@
 ``make_dataset(config.data, split)`` builds the dataset a config names:
 
 * ``synthetic`` (the default everywhere): procedural notes made on the fly, no
-  download. The eval split uses ``seed + 1``, so it holds different notes.
+  download. The eval split uses ``seed + 1``, so it holds different notes. With it and
+  ``nsynth``, ``crop`` says where a segment shorter than a note is taken: at a
+  ``random`` offset or at the note's ``start`` (its onset).
 * ``wav_folder``: fixed-length crops of the audio files under ``root``. The eval
   split is ``eval_root`` if set, else the last ``eval_fraction`` of the sorted
   files (per class folder with ``labels=True``), or the files named in
@@ -113,6 +115,7 @@ def _synthetic(cfg: Any, split: str, cls: type = SyntheticNotes) -> SyntheticNot
         seed=_field(cfg, "seed") + (0 if train else 1),
         pitch_range=tuple(_field(cfg, "pitch_range")),
         families=_field(cfg, "families"),
+        crop=_field(cfg, "crop", "random"),
     )
 
 
@@ -223,6 +226,7 @@ def _nsynth(cfg: Any, split: str) -> NSynth:
         families=_field(cfg, "instrument_families", ()),
         velocities=_field(cfg, "velocities", ()),
         segment_length=_field(cfg, "segment_length"),
+        crop=_field(cfg, "crop", "random"),
         seed=_field(cfg, "seed"),
         check=bool(_field(cfg, "check_files", False)),
     )

@@ -26,6 +26,17 @@ class DataError(ValueError):
     """Bad data configuration or data on disk; the message names the path/key and the fix."""
 
 
+# Where a note dataset takes a segment shorter than its notes: at a random offset, or at the
+# onset (what a note generator such as GANSynth must learn).
+CROPS = ("random", "start")
+
+
+def check_crop(crop: str) -> str:
+    if crop not in CROPS:
+        raise DataError(f"crop={crop!r} is not one of {CROPS}; set --config.data.crop")
+    return crop
+
+
 @runtime_checkable
 class Dataset(Protocol):
     """What the loader and the trainer rely on."""

@@ -23,7 +23,8 @@ train split. Nothing is ever skipped: a bad file raises a DataError naming it.
 
 Example keys (all numpy, so the loader can stack them): ``audio`` float32
 [segment_length] (the whole note, or a crop at an offset drawn from the rng given to
-``example``), int32 scalars ``pitch``, ``velocity``, ``instrument``,
+``example``; with ``crop="start"`` always the note's first samples, its attack, as a
+note generator such as GANSynth needs), int32 scalars ``pitch``, ``velocity``, ``instrument``,
 ``instrument_family``, ``instrument_source`` and ``family`` (= ``instrument_family``,
 the key SyntheticNotes uses, so family-conditioned configs work with either), and
 ``qualities`` int32 [10]. ``ds[i]`` adds ``note_str`` (a Python str); ``example``
@@ -47,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from audiozoo.audio.io import AudioError, audio_info, read_audio
-from audiozoo.data.base import DataError, DatasetMixin, Example
+from audiozoo.data.base import DataError, DatasetMixin, Example, check_crop
 from audiozoo.data.synthetic import FAMILY_NAMES, SyntheticNotes
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -75,6 +76,7 @@ _INT_FIELDS: dict[str, tuple[int, int]] = {
 }
 
 
+
 class NSynth(DatasetMixin):
     """The notes of one split of the NSynth json/wav release; see the module docstring.
 
@@ -87,6 +89,8 @@ class NSynth(DatasetMixin):
       families: keep these instrument families (names or ids 0-10), as ``sources``.
       velocities: keep these MIDI velocities; None or empty keeps all.
       segment_length: samples per example, at most 64,000; None is the whole note.
+      crop: where a shorter segment is taken: "random" (an offset from the example's rng)
+        or "start" (the onset).
       seed: seed of the fixed rng behind ``dataset[index]``.
       check: check every selected file's header now (see ``check_files``).
 
@@ -110,9 +114,11 @@ class NSynth(DatasetMixin):
         families: Sequence[str | int] | str | None = None,
         velocities: Sequence[int] | str | None = None,
         segment_length: int | None = None,
+        crop: str = "random",
         seed: int = 0,
         check: bool = False,
     ):
+        self.crop = check_crop(crop)
         self.root = os.fspath(root)
         self.split = split
         self.split_dir = _split_dir(self.root, split)
@@ -158,6 +164,7 @@ class NSynth(DatasetMixin):
     def example(self, index: int, rng: np.random.Generator) -> Example:
         index = self._check_index(index)
         offset = int(rng.integers(NUM_SAMPLES - self.segment_length + 1))
+        offset = offset if self.crop == "random" else 0
         audio = self.note(index)[offset : offset + self.segment_length]
         labels = {key: value[index] for key, value in self.metadata.items()}
         return _nsynth_example(audio, **labels)
@@ -236,9 +243,10 @@ class SyntheticNSynth(SyntheticNotes):
         seed: int = 0,
         pitch_range: Sequence[int] = GANSYNTH_FILTER["pitch_range"],
         families: Sequence[str] | str = FAMILY_NAMES,
+        crop: str = "random",
     ):
         super().__init__(num_examples, sample_rate=sample_rate, segment_length=segment_length,
-                         seed=seed, pitch_range=pitch_range, families=families)
+                         seed=seed, pitch_range=pitch_range, families=families, crop=crop)
 
     @property
     def classes(self) -> tuple[str, ...]:

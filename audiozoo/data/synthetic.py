@@ -21,7 +21,7 @@ at most 5 cents, unlabelled, so notes sharing labels are not identical.
 A note lasts 1 s (or ``segment_length`` samples if that is longer); a shorter
 ``segment_length`` is a crop at an offset drawn from the rng that ``example`` is
 given, so successive epochs see different parts of the same note while the note
-itself depends only on (seed, index).
+itself depends only on (seed, index); ``crop="start"`` takes the onset instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from audiozoo.data.base import DataError, DatasetMixin, Example
+from audiozoo.data.base import DataError, DatasetMixin, Example, check_crop
 
 FAMILY_NAMES: tuple[str, ...] = ("sine", "square", "saw", "pluck", "bell")
 VELOCITIES: tuple[int, ...] = (25, 50, 75, 100, 127)
@@ -212,8 +212,10 @@ class SyntheticNotes(DatasetMixin):
         seed: int = 0,
         pitch_range: Sequence[int] = (36, 84),
         families: Sequence[str] | str = FAMILY_NAMES,
+        crop: str = "random",
     ):
         _check_positive("num_examples", num_examples)
+        self.crop = check_crop(crop)
         _check_positive("sample_rate", sample_rate)
         _check_positive("segment_length", segment_length)
         if int(seed) < 0:
@@ -261,6 +263,7 @@ class SyntheticNotes(DatasetMixin):
         spec = self.note_spec(index)
         audio = self._render(spec)
         offset = int(rng.integers(self.note_length - self.segment_length + 1))
+        offset = offset if self.crop == "random" else 0
         return {
             "audio": audio[offset : offset + self.segment_length],
             "pitch": np.int32(spec.pitch),
