@@ -9,6 +9,8 @@
     audiozoo generate --workdir DIR --pitch 60 [--pitch 64 ...] --out NOTE.wav  (GANSynth)
     audiozoo interpolate --workdir DIR --pitch 60 --weights 0 0.5 1 --out MIX.wav (GANSynth)
     audiozoo evaluate --workdir DIR [--data DIR] [--confusion FILE.png] [--config.data.a=v]
+    audiozoo evaluate --workdir GAN_DIR --classifier CLS_DIR [--samples N] [--k 50]
+                      [--seed S] [--report FILE.json]          (GANSynth: IS, PA, PE, FID, NDB)
     audiozoo classify FILE_OR_DIR ... --workdir DIR [--top K] [--out FILE.csv|.json]
                       [--pooling P] [--min-db DB]                   (classifiers)
     audiozoo stats --config configs/NAME.py --out STATS.json   (front-end normalisation)
@@ -86,17 +88,28 @@ def _parser() -> argparse.ArgumentParser:
                      "(spherically; --seed picks them)")
     _add_decoding_args(mix)
 
-    ev = verbs.add_parser("evaluate", help="accuracy, mAP, per-class scores, a confusion matrix "
-                          "and every file's prediction, on the eval split or other data")
+    ev = verbs.add_parser("evaluate", help="classifiers: accuracy, mAP, per-class scores, a "
+                          "confusion matrix and every file's prediction, on the eval split or "
+                          "other data; GANSynth: IS, pitch accuracy and entropy, FID and NDB of "
+                          "generated and real notes")
     ev.add_argument("--workdir", required=True)
+    ev.add_argument("--classifier", default=None,
+                    help="GANSynth: the workdir of a pitch classifier trained with "
+                    "configs/gansynth_pitch_classifier.py")
+    ev.add_argument("--samples", type=int, default=12800,
+                    help="GANSynth: notes generated (and real notes read) per metric")
+    ev.add_argument("--k", type=int, default=50, help="GANSynth: NDB's number of k-means bins")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="GANSynth: latents, pitches and the real notes picked")
     ev.add_argument("--split", default="eval", choices=("train", "eval"),
                     help="split of the config's data (with --config.data.* overrides applied)")
     ev.add_argument("--data", default=None,
                     help="evaluate on every file of this folder of class subfolders instead")
-    ev.add_argument("--batch", type=int, default=32)
+    ev.add_argument("--batch", type=int, default=32, help="notes or clips per model call")
     ev.add_argument("--confusion", default=None, help="PNG path (default WORKDIR/confusion.png)")
     ev.add_argument("--report", default=None,
-                    help="JSON report path (default: beside the PNG, same name with .json)")
+                    help="JSON report path (default: beside the PNG, same name with .json; "
+                    "GANSynth: WORKDIR/gansynth_eval.json)")
 
     cl = verbs.add_parser("classify", help="classify audio files (or folders of them) with a "
                           "trained classifier, batched")
@@ -468,13 +481,13 @@ def _decode_to_files(task, variables, latent, args) -> int:
     return _stream(gen, audio_task.to_audio, task.sample_rate, args)
 
 
-def _restore_classifier(workdir, overrides=()):
+def _restore_classifier(workdir, overrides=(), restored=None):
     """(config with the data overrides applied, task, state, label set) of a classifier."""
     from audiozoo.config import ConfigError, apply_overrides
     from audiozoo.tasks.classify import load_label_set
     from audiozoo.train.loop import restore_latest
 
-    config, task, state = restore_latest(workdir)
+    config, task, state = restored or restore_latest(workdir)
     if not hasattr(task, "predict"):
         raise ConfigError(f"the model in {workdir} ({config.model.name}) is not a classifier")
     apply_overrides(config, overrides)
@@ -484,8 +497,17 @@ def _restore_classifier(workdir, overrides=()):
 def _evaluate(args, overrides) -> int:
     from audiozoo import evaluation
     from audiozoo.data import labelled_folder, make_dataset
+    from audiozoo.train.loop import restore_latest
 
-    config, task, state, labels = _restore_classifier(args.workdir, overrides)
+    restored = restore_latest(args.workdir)
+    _check_verb(restored[0], restored[1], "evaluate", args.workdir)
+    if _is_gansynth(restored[1]):
+        return _evaluate_gan(args, overrides, *restored)
+    if args.classifier:
+        raise ValueError(f"--classifier applies to GANSynth workdirs; {args.workdir} holds a "
+                         f"classifier, which `audiozoo evaluate --workdir {args.workdir}` "
+                         "evaluates by itself")
+    config, task, state, labels = _restore_classifier(args.workdir, overrides, restored)
     if args.data:
         dataset, what = labelled_folder(config.data, args.data), args.data
     else:
@@ -503,6 +525,39 @@ def _evaluate(args, overrides) -> int:
     evaluation.write_report(report, path)
     print(f"wrote {path}")
     return 0
+
+
+def _evaluate_gan(args, overrides, config, task, state) -> int:
+    """GANSynth: the Table 1 metrics of generated and held-out real notes."""
+    from audiozoo import evaluation, gan_evaluation
+    from audiozoo.config import apply_overrides
+
+    if not args.classifier:
+        raise ValueError(f"{args.workdir} is a GANSynth workdir: its metrics need a pitch "
+                         "classifier, `--classifier CLS_WORKDIR` (train one with "
+                         "configs/gansynth_pitch_classifier.py)")
+    if args.data or args.confusion:
+        raise ValueError("--data and --confusion apply to classifier workdirs, not to GANSynth")
+    apply_overrides(config, overrides)  # e.g. --config.data.root: where the real notes are now
+    classifier = gan_evaluation.PitchClassifier.restore(args.classifier)
+    report = gan_evaluation.evaluate_gansynth(
+        task, state, classifier, gan_workdir=args.workdir, num_samples=args.samples,
+        seed=args.seed, k=args.k, batch_size=args.batch)
+    print(_metrics_table(report))
+    path = Path(args.report or Path(args.workdir) / "gansynth_eval.json")
+    evaluation.write_report(report, path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _metrics_table(report: dict) -> str:
+    lines = [f"{'':10} {'notes':>6} {'IS':>8} {'PA':>7} {'PE':>7} {'FID':>10} {'NDB/k':>7}"]
+    for name in ("generated", "real"):
+        r = report[name]
+        lines.append(f"{name:10} {r['examples']:6d} {r['inception_score']:8.3f} "
+                     f"{r['pitch_accuracy']:7.3f} {r['pitch_entropy']:7.3f} {r['fid']:10.3f} "
+                     f"{r['ndb_over_k']:7.3f}")
+    return "\n".join(lines)
 
 
 def _classify(args, overrides) -> int:

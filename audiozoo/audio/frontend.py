@@ -15,6 +15,16 @@ Kinds:
   [-1, 1], optionally zero-padded or cropped to `num_frames` frames (AST pads before it
   normalises), then (x - mean) / (2 std) with the AudioSet statistics -4.2677393 /
   4.5689974 (AST divides by twice the std: its inputs have mean 0 and std 0.5).
+- "logmag": the input of GANSynth's evaluation pitch classifier (Engel et al. 2019, section
+  4.2; magenta's nsynth/utils.py `specgram` with mask, log_mag, mag_only, as
+  gansynth/lib/eval/pitch_classifier_utils.py calls it): the centred, reflect-padded STFT
+  (periodic Hann, n_fft 1024, hop 256), power |X|^2 in dB relative to the example's maximum
+  (librosa.power_to_db with ref=max, amin 1e-13) floored at top_db = 120 below it, then
+  /120 + 1, so every value lies in [0, 1] (1 at the loudest bin). The Nyquist bin is
+  dropped (n_fft / 2 bins) and the frames are zero-padded or cropped to `num_frames`.
+  Layout: [frames, bins] like every other kind here. The reference's "512 x 256 x 1" image
+  is librosa's [bins, frames] of a 4 s note (513 bins cropped to 512, 251 frames padded to
+  256), i.e. this kind's [256, 512] transposed; `models.pitch_classifier` transposes back.
 
 mean = 0 and std = 1 switch normalisation off for every kind (for fbank too, where the
 formula alone would halve the features), so statistics measured with those settings are
@@ -37,11 +47,13 @@ from audiozoo.audio import spectral
 
 __all__ = ["FRONTEND_KINDS", "Frontend", "default_frontend_config"]
 
-FRONTEND_KINDS = ("waveform", "logmel", "fbank")
+FRONTEND_KINDS = ("waveform", "logmel", "fbank", "logmag")
 
 # AudioSet statistics of AST's normalised fbank (its dataloader and the HF feature extractor).
 AST_FBANK_MEAN = -4.2677393
 AST_FBANK_STD = 4.5689974
+# librosa.power_to_db's floor as magenta's nsynth `specgram` sets it.
+LOGMAG_AMIN = 1e-13
 
 
 def _check_kind(kind: str) -> None:
@@ -74,8 +86,12 @@ def default_frontend_config(kind: str) -> ml_collections.ConfigDict:
     c.frame_length_ms = 25.0
     c.frame_shift_ms = 10.0
     c.window = "hanning"
-    # logmel and fbank: crop or zero-pad to this many frames (0 keeps the natural count)
+    # logmag: dB range kept below each example's maximum
+    c.top_db = 120.0
+    # logmel, fbank and logmag: crop or zero-pad to this many frames (0 keeps the natural count)
     c.num_frames = 0
+    if kind == "logmag":  # the reference's 4 s notes: 251 frames padded to 256
+        c.n_fft, c.hop_length, c.num_frames = 1024, 256, 256
     c.mean = AST_FBANK_MEAN if kind == "fbank" else 0.0
     c.std = AST_FBANK_STD if kind == "fbank" else 1.0
     return c
@@ -99,6 +115,7 @@ class Frontend:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     window: str = "hanning"
+    top_db: float = 120.0
     num_frames: int = 0
     mean: float = 0.0
     std: float = 1.0
@@ -118,6 +135,8 @@ class Frontend:
                                        ("log", self.log, spectral.LOG_KINDS)]:
                 if value not in valid:
                     raise ValueError(f"frontend {name}={value!r}; valid: {', '.join(valid)}")
+        if self.kind == "logmag" and self.top_db <= 0:
+            raise ValueError(f"frontend top_db={self.top_db} must be > 0 (dB kept below the max)")
         if self.kind == "fbank" and self.window not in spectral.KALDI_WINDOWS:
             raise ValueError(f"frontend window={self.window!r} is not a Kaldi window; valid: "
                              f"{', '.join(spectral.KALDI_WINDOWS)}")
@@ -141,7 +160,8 @@ class Frontend:
     @property
     def num_bins(self) -> int | None:
         """Feature size per frame (None for raw waveforms)."""
-        return {"waveform": None, "logmel": self.n_mels, "fbank": self.num_mel_bins}[self.kind]
+        return {"waveform": None, "logmel": self.n_mels, "fbank": self.num_mel_bins,
+                "logmag": self.n_fft // 2}[self.kind]
 
     def output_shape(self, num_samples: int, batch: int = 1) -> tuple[int, ...]:
         """Shape of `self(waveform)` for a [batch, num_samples] waveform (nothing computed)."""
@@ -162,8 +182,8 @@ class Frontend:
             raise ValueError(f"frontend expects float audio in [-1, 1], got dtype {x.dtype}")
         if self.kind == "waveform":
             return x
-        feats = self._logmel(x) if self.kind == "logmel" else self._fbank(x)
-        return self._fit_frames(feats)
+        compute = {"logmel": self._logmel, "fbank": self._fbank, "logmag": self._logmag}
+        return self._fit_frames(compute[self.kind](x))
 
     def _logmel(self, x: jnp.ndarray) -> jnp.ndarray:
         return spectral.log_mel_spectrogram(
@@ -181,6 +201,10 @@ class Frontend:
             frame_length_ms=self.frame_length_ms, frame_shift_ms=self.frame_shift_ms,
             window=self.window, dither=0.0, use_energy=False, htk_compat=True)
 
+    def _logmag(self, x: jnp.ndarray) -> jnp.ndarray:
+        spec = spectral.stft(x, self.n_fft, self.hop_length)  # centred, reflect: librosa's
+        return _db_to_unit(jnp.square(jnp.abs(spec)), self.top_db)[..., :-1]  # no Nyquist
+
     def _fit_frames(self, feats: jnp.ndarray) -> jnp.ndarray:
         """Crops or zero-pads the frame axis (-2) to num_frames (0: unchanged)."""
         target, frames = self.num_frames, feats.shape[-2]
@@ -190,3 +214,12 @@ class Frontend:
             return feats[..., :target, :]
         pad = [(0, 0)] * (feats.ndim - 2) + [(0, target - frames), (0, 0)]
         return jnp.pad(feats, pad)
+
+
+def _db_to_unit(power: jnp.ndarray, top_db: float) -> jnp.ndarray:
+    """power_to_db(power, ref=max, amin=1e-13, top_db) / top_db + 1 over each example's
+    [frames, bins]; the maximum is taken over all bins, Nyquist included, as the reference
+    crops only afterwards."""
+    db = 10.0 * jnp.log10(jnp.maximum(power, LOGMAG_AMIN))
+    db = db - jnp.max(db, axis=(-2, -1), keepdims=True)
+    return jnp.maximum(db, -top_db) / top_db + 1.0

@@ -26,6 +26,7 @@ MODELS = {
     "wav2vec2": "wav2vec2:Wav2Vec2",
     "wav2vec2_classifier": "wav2vec2:Wav2Vec2Classifier",
     "gansynth": "gansynth:GANSynth",
+    "gansynth_pitch_classifier": "pitch_classifier:PitchClassifier",
 }
 
 

@@ -202,6 +202,11 @@ class ClassifyTask(SupervisedTask):
         """Eval-mode logits [batch, classes] for waveforms [batch, samples]."""
         return self.logits(state.params, state.extra, self.frontend(audio), train=False)[0]
 
+    def features(self, state, audio):
+        """Eval-mode penultimate embeddings [batch, dim] for waveforms [batch, samples]."""
+        variables = {"params": state.params, **state.extra}
+        return self.model.apply(variables, self.frontend(audio), method="features")
+
     def load_pretrained(self, state):
         """Grafts a Hugging Face checkpoint (task.init_from_hf) into the fresh parameters: every
         parameter whose path and shape match is taken from it; the rest (e.g. a classifier head

@@ -29,6 +29,7 @@ EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_sta
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +70,7 @@ def slerp(a: jax.Array, b: jax.Array, t) -> jax.Array:
 
 
 class GANSynthTask(Task):
-    verbs = ("generate", "interpolate")
+    verbs = ("generate", "interpolate", "evaluate")
 
     def __init__(self, config):
         super().__init__(config)
@@ -112,6 +113,26 @@ class GANSynthTask(Task):
     def workdir_files(self, dataset) -> dict[str, str]:
         counts = {str(MIN_PITCH + i): int(c) for i, c in enumerate(self.pitch_counts) if c}
         return {PITCHES_FILE: json.dumps({"pitch_counts": counts}, indent=1) + "\n"}
+
+    def load_pitch_counts(self, workdir) -> np.ndarray:
+        """Sets (and returns) the training pitch counts a run wrote to WORKDIR/pitches.json, so
+        that `sample_latents` draws pitches as the trained generator saw them."""
+        path = Path(workdir) / PITCHES_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist: it holds the training set's pitch counts "
+                              "and is written when `audiozoo train` starts; train in that workdir")
+        try:
+            counts = json.loads(path.read_text())["pitch_counts"]
+            counts = {int(p): int(c) for p, c in counts.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{path} is not a pitch-count file written by `audiozoo train`: "
+                              f"{e!r}") from None
+        if not counts or min(counts.values()) < 0:
+            raise ConfigError(f"{path} holds no pitch counts (or negative ones)")
+        ids = self.check_pitches(list(counts)) - MIN_PITCH
+        self.pitch_counts = np.bincount(ids, weights=list(counts.values()),
+                                        minlength=self.model.num_pitches)
+        return self.pitch_counts
 
     def dummy_batch(self, batch_size):
         return {"audio": jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32),
