@@ -365,13 +365,19 @@ def _as_list(wanted) -> list:
     return list(wanted)
 
 
-def _pitch_mask(pitch: np.ndarray, pitch_range) -> np.ndarray:
+def check_pitch_range(pitch_range) -> tuple[int, int]:
+    """(low, high) of a MIDI pitch range, inclusive; DataError unless 0 <= low <= high <= 127."""
     try:
         low, high = (int(p) for p in pitch_range)
     except (TypeError, ValueError):
         raise DataError(f"pitch_range must be two MIDI numbers (low, high), got {pitch_range!r}") from None
     if not 0 <= low <= high <= 127:
         raise DataError(f"pitch_range {pitch_range!r} must satisfy 0 <= low <= high <= 127")
+    return low, high
+
+
+def _pitch_mask(pitch: np.ndarray, pitch_range) -> np.ndarray:
+    low, high = check_pitch_range(pitch_range)
     return (pitch >= low) & (pitch <= high)
 
 

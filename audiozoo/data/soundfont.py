@@ -51,7 +51,8 @@ import soundfile as sf
 
 from audiozoo.audio.io import write_audio
 from audiozoo.data.base import DataError
-from audiozoo.data.nsynth import FAMILIES, NUM_SAMPLES, QUALITIES, SAMPLE_RATE, SOURCES, SPLITS
+from audiozoo.data.nsynth import (FAMILIES, NUM_SAMPLES, QUALITIES, SAMPLE_RATE, SOURCES, SPLITS,
+                                   check_pitch_range)
 from audiozoo.files import make_dir, write_text_atomic
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # Debian package timgm6mb-soundfont
@@ -461,12 +462,7 @@ def render_release(
 
 
 def _pitches(pitch_range: Sequence[int]) -> list[int]:
-    try:
-        low, high = (int(p) for p in pitch_range)
-    except (TypeError, ValueError):
-        raise DataError(f"pitch_range must be two MIDI numbers (low, high), got {pitch_range!r}") from None
-    if not 0 <= low <= high <= 127:
-        raise DataError(f"pitch_range {pitch_range!r} must satisfy 0 <= low <= high <= 127")
+    low, high = check_pitch_range(pitch_range)
     return list(range(low, high + 1))
 
 

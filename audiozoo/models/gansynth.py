@@ -26,6 +26,7 @@ resolutions gives 128 x 1024 ("+H", nfft 2048); (4, 8) gives 256 x 512 (nfft 102
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -51,6 +52,12 @@ def num_filters(block: int, fmap_base: int, fmap_max: int) -> int:
     return int(min(fmap_base / 2.0**block, fmap_max))
 
 
+def final_shape(start_shape, resolutions: int, channels: int) -> tuple[int, int, int]:
+    """[height (time), width (frequency), channels] after resolutions - 1 doublings."""
+    scale = 2 ** (resolutions - 1)
+    return start_shape[0] * scale, start_shape[1] * scale, channels
+
+
 class _Shape(nn.Module):
     """Shared fields and checks of the two networks."""
 
@@ -65,9 +72,7 @@ class _Shape(nn.Module):
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
-        """[height (time), width (frequency), channels] at the final resolution."""
-        scale = 2 ** (self.resolutions - 1)
-        return self.start_shape[0] * scale, self.start_shape[1] * scale, self.channels
+        return final_shape(self.start_shape, self.resolutions, self.channels)
 
     def nf(self, block: int) -> int:
         return num_filters(block, self.fmap_base, self.fmap_max)
@@ -152,33 +157,19 @@ class Discriminator(_Shape):
         return self._layer(x, self.nf(block), (1, 1), name=f"block_{block}_from_rgb")
 
 
-class GANSynth(nn.Module):
+class GANSynth(_Shape):
     """The generator and discriminator as one module, so a config names one model and its
     parameters are one tree {"generator": ..., "discriminator": ...}; call `generate` or
     `discriminate` through `apply(..., method=...)`, or `__call__` (both, for `init`)."""
 
-    resolutions: int = 7
-    start_shape: Sequence[int] = (2, 16)
     latent_dim: int = 256
-    num_pitches: int = MAX_PITCH - MIN_PITCH + 1
-    channels: int = 2
-    fmap_base: int = 4096
-    fmap_max: int = 256
-    kernel_size: int = 3
-    dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        shared = dict(resolutions=self.resolutions, start_shape=tuple(self.start_shape),
-                      num_pitches=self.num_pitches, channels=self.channels,
-                      fmap_base=self.fmap_base, fmap_max=self.fmap_max,
-                      kernel_size=self.kernel_size, dtype=self.dtype)
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(_Shape)
+                  if f.name not in ("parent", "name")}
+        shared["start_shape"] = tuple(self.start_shape)
         self.generator = Generator(latent_dim=self.latent_dim, **shared)
         self.discriminator = Discriminator(**shared)
-
-    @property
-    def output_shape(self) -> tuple[int, int, int]:
-        scale = 2 ** (self.resolutions - 1)
-        return self.start_shape[0] * scale, self.start_shape[1] * scale, self.channels
 
     def __call__(self, z, pitch, progress, num_blocks=None):
         images = self.generate(z, pitch, progress, num_blocks)
