@@ -28,6 +28,7 @@ EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_sta
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -243,8 +244,7 @@ class GANSynthTask(Task):
                                 {n: self.tx.init(state.params[n]) for n in NETWORKS},
                                 state.opt_state)
         state = state.replace(opt_state=opt_state)
-        branches = [self._step_fn(b) for b in range(1, self.model.resolutions + 1)]
-        new_state, metrics = jax.lax.switch(blocks - 1, branches, state, batch, rng, progress)
+        new_state, metrics = self._at_stage(blocks, self._train_branch, state, batch, rng, progress)
         finite = all_finite(metrics["g_loss"], metrics["d_loss"], new_state.params)
         new_state = tree_select(finite, new_state, state.replace(step=state.step))
         # The trainer's "loss" (logged, guarded against explosion): the critic's
@@ -253,52 +253,55 @@ class GANSynthTask(Task):
                        num_blocks=blocks.astype(jnp.float32), finite=finite.astype(jnp.float32))
         return new_state, metrics
 
-    def _step_fn(self, num_blocks: int):
-        def step(state, batch, rng, progress):
-            g_rng, d_rng = jax.random.split(rng)
-            real = blend_resolutions(self.to_spectrogram(batch["audio"]), progress, num_blocks,
-                                     self.model.resolutions)
-            real_pitch = batch[self.pitch_key] - MIN_PITCH
-            params, opt = dict(state.params), dict(state.opt_state)
-            # One generator step against the current critic ...
-            (_, g_metrics), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
-                params["generator"], params["discriminator"], g_rng, progress, num_blocks,
-                real.shape[0])
-            updates, opt["generator"] = self.tx.update(g_grads, opt["generator"], params["generator"])
-            params["generator"] = optax.apply_updates(params["generator"], updates)
-            ema = optax.incremental_update(params["generator"], state.extra["ema"],
-                                           1.0 - self.config.task.ema_decay)
-            # ... then one critic step against the updated generator, on fresh noise.
-            (_, d_metrics), d_grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
-                params["discriminator"], params["generator"], real, real_pitch, d_rng, progress,
-                num_blocks)
-            updates, opt["discriminator"] = self.tx.update(d_grads, opt["discriminator"],
-                                                          params["discriminator"])
-            params["discriminator"] = optax.apply_updates(params["discriminator"], updates)
-            new_state = state.replace(step=state.step + 1, params=params, opt_state=opt,
-                                      extra={"ema": ema})
-            return new_state, {**g_metrics, **d_metrics}
+    def _at_stage(self, blocks, fn, *args):
+        """fn(*args, num_blocks=b) for the stage's block count b: network sizes must be static,
+        so there is one `lax.switch` branch per possible count."""
+        branches = [functools.partial(fn, num_blocks=b)
+                    for b in range(1, self.model.resolutions + 1)]
+        return jax.lax.switch(blocks - 1, branches, *args)
 
-        return step
+    def real_images(self, audio, progress, num_blocks):
+        """Raw spectrograms of real notes, blended between resolutions as the stage sees them."""
+        return blend_resolutions(self.to_spectrogram(audio), progress, num_blocks,
+                                 self.model.resolutions)
+
+    def _train_branch(self, state, batch, rng, progress, *, num_blocks):
+        g_rng, d_rng = jax.random.split(rng)
+        real = self.real_images(batch["audio"], progress, num_blocks)
+        real_pitch = batch[self.pitch_key] - MIN_PITCH
+        params, opt = dict(state.params), dict(state.opt_state)
+        # One generator step against the current critic ...
+        (_, g_metrics), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
+            params["generator"], params["discriminator"], g_rng, progress, num_blocks,
+            real.shape[0])
+        updates, opt["generator"] = self.tx.update(g_grads, opt["generator"], params["generator"])
+        params["generator"] = optax.apply_updates(params["generator"], updates)
+        ema = optax.incremental_update(params["generator"], state.extra["ema"],
+                                       1.0 - self.config.task.ema_decay)
+        # ... then one critic step against the updated generator, on fresh noise.
+        (_, d_metrics), d_grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
+            params["discriminator"], params["generator"], real, real_pitch, d_rng, progress,
+            num_blocks)
+        updates, opt["discriminator"] = self.tx.update(d_grads, opt["discriminator"],
+                                                      params["discriminator"])
+        params["discriminator"] = optax.apply_updates(params["discriminator"], updates)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt,
+                                  extra={"ema": ema})
+        return new_state, {**g_metrics, **d_metrics}
 
     def eval_step(self, state, batch, rng):
         """The critic's view of held-out notes against EMA-generator fakes, at the current
         stage: the losses' terms and the auxiliary classifier's pitch accuracy."""
         progress, _, blocks = self.schedule(state.step)
-
-        def evaluate(num_blocks):
-            def run(state, batch, rng, progress):
-                real = blend_resolutions(self.to_spectrogram(batch["audio"]), progress,
-                                         num_blocks, self.model.resolutions)
-                _, metrics = self.discriminator_loss(
-                    state.params["discriminator"], state.extra["ema"], real,
-                    batch[self.pitch_key] - MIN_PITCH, rng, progress, num_blocks)
-                return metrics
-            return run
-
-        branches = [evaluate(b) for b in range(1, self.model.resolutions + 1)]
-        metrics = jax.lax.switch(blocks - 1, branches, state, batch, rng, progress)
+        metrics = self._at_stage(blocks, self._eval_branch, state, batch, rng, progress)
         return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
+
+    def _eval_branch(self, state, batch, rng, progress, *, num_blocks):
+        real = self.real_images(batch["audio"], progress, num_blocks)
+        _, metrics = self.discriminator_loss(
+            state.params["discriminator"], state.extra["ema"], real,
+            batch[self.pitch_key] - MIN_PITCH, rng, progress, num_blocks)
+        return metrics
 
     # ---- sampling -------------------------------------------------------------------
     def generate(self, state, z, pitches, ema: bool = True):
@@ -307,10 +310,8 @@ class GANSynthTask(Task):
         pitches = jnp.asarray(pitches)
         progress, _, blocks = self.schedule(state.step)
         g_params = state.extra["ema"] if ema else state.params["generator"]
-        branches = [
-            (lambda b: lambda p, z, ids, prog: self.generate_images(p, z, ids, prog, b))(b)
-            for b in range(1, self.model.resolutions + 1)]
-        spec = jax.lax.switch(blocks - 1, branches, g_params, z, pitches - MIN_PITCH, progress)
+        spec = self._at_stage(blocks, self.generate_images, g_params, z, pitches - MIN_PITCH,
+                              progress)
         return self.to_audio(spec)
 
     def check_pitches(self, pitches) -> np.ndarray:
