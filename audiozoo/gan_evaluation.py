@@ -167,14 +167,13 @@ def _measure_real(classifier, dataset, num: int, rng, pitch_key: str, batch_size
 def _measure_generated(classifier, gan_task, gan_state, num: int, key, batch_size: int) -> dict:
     """Measures num notes of the EMA generator at pitches drawn from the training counts;
     the latents are drawn at once, so the notes do not depend on batch_size."""
-    generate = jax.jit(gan_task.generate)
     z, ids = gan_task.sample_latents(key, num)
     z, pitches = np.asarray(z), np.asarray(ids) + MIN_PITCH
     parts = []
     for start in range(0, num, batch_size):
         count = min(batch_size, num - start)
         rows = np.minimum(np.arange(start, start + batch_size), num - 1)  # pad with the last
-        audio = np.asarray(generate(gan_state, jnp.asarray(z[rows]), jnp.asarray(pitches[rows])))
+        audio = np.asarray(gan_task.generate(gan_state, jnp.asarray(z[rows]), jnp.asarray(pitches[rows])))
         parts.append({k: v[:count] for k, v in classifier.measure(audio).items()})
     return dict(_concat(parts), pitches=pitches)
 

@@ -1,6 +1,7 @@
 """GANSynth through the generic trainer: the progressive schedule, the losses, one G step then
 one D step, EMA, optimiser restarts, resume exactness, 8 devices, NaN handling, bad configs."""
 
+import functools
 import json
 import os
 import subprocess
@@ -40,6 +41,12 @@ def _state_and_batch(config):
     return task, state, batch
 
 
+def _train_step(task, state, batch, rng):
+    """task.train_step compiled for the state's stage, as the trainer runs it."""
+    step = jax.jit(functools.partial(task.train_step, variant=task.step_variant(int(state.step))))
+    return step(state, batch, rng)
+
+
 def test_schedule_alternates_stable_and_transition_phases():
     c = micro_config()
     c.model.resolutions = 3
@@ -49,13 +56,18 @@ def test_schedule_alternates_stable_and_transition_phases():
     table = [tuple(float(v) for v in task.schedule(step)) for step in (0, 3, 4, 6, 8, 12, 16, 40)]
     assert table == [(0, 0, 1), (0, 0, 1), (0, 1, 2), (0.5, 1, 2), (1, 2, 2), (1, 3, 3),
                      (2, 4, 3), (2, 4, 3)]
+    # The host-side stage the trainer compiles each step for is the schedule's block count.
+    assert [task.step_variant(step) for step in (0, 3, 4, 6, 8, 12, 16, 40)] == [
+        int(row[2]) for row in table]
+    with pytest.raises(ValueError, match="step_variant"):
+        task.train_step(None, None, None)
 
 
 def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers():
     config = micro_config()
     task, state, batch = _state_and_batch(config)
     rng = jax.random.key(3)
-    new, metrics = jax.jit(task.train_step)(state, batch, rng)
+    new, metrics = _train_step(task, state, batch, rng)
     g_rng, d_rng = jax.random.split(rng)
     # The generator's loss is the one against the critic before this step ...
     g_loss, _ = task.generator_loss(state.params["generator"], state.params["discriminator"],
@@ -77,7 +89,7 @@ def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers()
                         if jnp.issubdtype(jnp.asarray(x).dtype, jnp.integer)}
     state4 = new.replace(step=jnp.asarray(4, jnp.int32))
     assert counts(state4) == {1}
-    after = jax.jit(task.train_step)(jax.jit(task.train_step)(state4, batch, rng)[0], batch, rng)[0]
+    after = _train_step(task, _train_step(task, state4, batch, rng)[0], batch, rng)[0]
     assert counts(after) == {2}  # fresh at step 4, then one more step
 
 
@@ -156,13 +168,18 @@ def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
 def test_a_nan_step_is_not_applied_and_stops_the_run(tmp_path):
     task, state, batch = _state_and_batch(micro_config())
     bad = dict(batch, audio=batch["audio"].at[0, 5].set(jnp.nan))
-    new, metrics = jax.jit(task.train_step)(state, bad, jax.random.key(0))
+    new, metrics = _train_step(task, state, bad, jax.random.key(0))
     assert float(metrics["finite"]) == 0.0
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params)):
         np.testing.assert_array_equal(a, b)
     trainer = Trainer(micro_config(4), tmp_path)
-    step = trainer._train_step
-    trainer._train_step = lambda s, b, r: step(s, dict(b, audio=b["audio"] * jnp.nan), r)
+    step_fn = trainer.step_fn
+
+    def nan_audio_step(kind, step):
+        fn = step_fn(kind, step)
+        return lambda s, b, r: fn(s, dict(b, audio=b["audio"] * jnp.nan), r)
+
+    trainer.step_fn = nan_audio_step
     with pytest.raises(TrainingDivergedError, match="NaN/Inf at step 1"):
         trainer.run()
 

@@ -78,15 +78,14 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_checkpoints_the_finished_steps(tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(num_steps=6), tmp_path)
-    step_fn, calls = trainer._train_step, []
+    step_fn = trainer.step_fn
 
-    def interrupted_after_three(*args):
-        if len(calls) == 3:
+    def interrupted_at_the_fourth_step(kind, step):
+        if kind == "train" and step == 3:
             raise KeyboardInterrupt
-        calls.append(1)
-        return step_fn(*args)
+        return step_fn(kind, step)
 
-    trainer._train_step = interrupted_after_three
+    trainer.step_fn = interrupted_at_the_fourth_step
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     assert Trainer(tiny_config(num_steps=6), tmp_path).initial_state()[1] == 3

@@ -19,7 +19,8 @@ models/gansynth/lib/model.py and train_util.py do:
   transition phases alternate per resolution, reals are blended between resolutions like the
   generator's output, and both optimiser states restart at the start of every phase, as
   magenta builds a new graph and new optimisers per stage. The network size of each phase is
-  static, so the step is a `lax.switch` over the phases' block counts: one compiled program.
+  static: `step_variant` gives the trainer the block count, and it compiles one program per
+  stage (a `lax.switch` over the stages in one program ran 7-17x slower on XLA:CPU).
 
 The trainer is the generic one: the two parameter trees, the two optimiser states and the
 EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_state =
@@ -167,6 +168,17 @@ class GANSynthTask(Task):
         return jnp.minimum(self._phase(images) // 2 + 1 + self._phase(images) % 2,
                            self.model.resolutions)
 
+    def step_variant(self, step: int) -> int:
+        """The blocks grown at `step` (host-side): network sizes are static, so the trainer
+        compiles one train / eval program per stage and passes this as `variant`."""
+        return int(self._blocks(int(step) * self.config.train.batch_size))
+
+    def _check_variant(self, variant):
+        if variant is None or not 1 <= variant <= self.model.resolutions:
+            raise ValueError(f"variant={variant!r}: pass the step's block count, "
+                             "task.step_variant(step) (static, one compiled program per stage)")
+        return variant
+
     # ---- networks -------------------------------------------------------------------
     def generate_images(self, g_params, z, pitch_ids, progress, num_blocks):
         """Raw spectrograms from the generator (its output de-normalised)."""
@@ -236,29 +248,24 @@ class GANSynthTask(Task):
         return jnp.mean(jnp.square(norms - 1.0))
 
     # ---- steps ----------------------------------------------------------------------
-    def train_step(self, state, batch, rng):
-        progress, phase, blocks = self.schedule(state.step)
+    def train_step(self, state, batch, rng, variant=None):
+        """One generator step then one critic step; `variant` is step_variant(state.step)."""
+        blocks = self._check_variant(variant)
+        progress, phase, _ = self.schedule(state.step)
         # Each phase starts with fresh optimiser states (magenta builds new ones per stage).
         starts_phase = phase != self._phase((state.step - 1) * self.config.train.batch_size)
         opt_state = tree_select(starts_phase & (state.step > 0),
                                 {n: self.tx.init(state.params[n]) for n in NETWORKS},
                                 state.opt_state)
         state = state.replace(opt_state=opt_state)
-        new_state, metrics = self._at_stage(blocks, self._train_branch, state, batch, rng, progress)
+        new_state, metrics = self._train_branch(state, batch, rng, progress, num_blocks=blocks)
         finite = all_finite(metrics["g_loss"], metrics["d_loss"], new_state.params)
         new_state = tree_select(finite, new_state, state.replace(step=state.step))
         # The trainer's "loss" (logged, guarded against explosion): the critic's
         # Wasserstein estimate is signed, so the discriminator loss's magnitude stands in.
         metrics = dict(metrics, loss=jnp.abs(metrics["d_loss"]), progress=progress,
-                       num_blocks=blocks.astype(jnp.float32), finite=finite.astype(jnp.float32))
+                       num_blocks=jnp.float32(blocks), finite=finite.astype(jnp.float32))
         return new_state, metrics
-
-    def _at_stage(self, blocks, fn, *args):
-        """fn(*args, num_blocks=b) for the stage's block count b: network sizes must be static,
-        so there is one `lax.switch` branch per possible count."""
-        branches = [functools.partial(fn, num_blocks=b)
-                    for b in range(1, self.model.resolutions + 1)]
-        return jax.lax.switch(blocks - 1, branches, *args)
 
     def real_images(self, audio, progress, num_blocks):
         """Raw spectrograms of real notes, blended between resolutions as the stage sees them."""
@@ -289,29 +296,30 @@ class GANSynthTask(Task):
                                   extra={"ema": ema})
         return new_state, {**g_metrics, **d_metrics}
 
-    def eval_step(self, state, batch, rng):
+    def eval_step(self, state, batch, rng, variant=None):
         """The critic's view of held-out notes against EMA-generator fakes, at the current
         stage: the losses' terms and the auxiliary classifier's pitch accuracy."""
-        progress, _, blocks = self.schedule(state.step)
-        metrics = self._at_stage(blocks, self._eval_branch, state, batch, rng, progress)
-        return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
-
-    def _eval_branch(self, state, batch, rng, progress, *, num_blocks):
-        real = self.real_images(batch["audio"], progress, num_blocks)
+        blocks = self._check_variant(variant)
+        progress = self.schedule(state.step)[0]
+        real = self.real_images(batch["audio"], progress, blocks)
         _, metrics = self.discriminator_loss(
             state.params["discriminator"], state.extra["ema"], real,
-            batch[self.pitch_key] - MIN_PITCH, rng, progress, num_blocks)
-        return metrics
+            batch[self.pitch_key] - MIN_PITCH, rng, progress, blocks)
+        return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
 
     # ---- sampling -------------------------------------------------------------------
     def generate(self, state, z, pitches, ema: bool = True):
         """Notes [batch, samples] from latents z [batch, latent] and MIDI pitches [batch], with
-        the EMA generator (or the raw one) at the state's stage."""
-        pitches = jnp.asarray(pitches)
-        progress, _, blocks = self.schedule(state.step)
+        the EMA generator (or the raw one) at the state's stage. Not traceable (the stage is
+        read from state.step); it compiles one program per stage and batch shape."""
         g_params = state.extra["ema"] if ema else state.params["generator"]
-        spec = self._at_stage(blocks, self.generate_images, g_params, z, pitches - MIN_PITCH,
-                              progress)
+        return self._generate_at(g_params, state.step, jnp.asarray(z), jnp.asarray(pitches),
+                                 num_blocks=self.step_variant(int(state.step)))
+
+    @functools.partial(jax.jit, static_argnums=0, static_argnames="num_blocks")
+    def _generate_at(self, g_params, step, z, pitches, *, num_blocks):
+        spec = self.generate_images(g_params, z, pitches - MIN_PITCH, self.schedule(step)[0],
+                                    num_blocks)
         return self.to_audio(spec)
 
     def check_pitches(self, pitches) -> np.ndarray:
@@ -329,7 +337,7 @@ class GANSynthTask(Task):
         pitches = self.check_pitches(pitches)
         z = jax.random.normal(rng, (num_timbres, self.model.latent_dim))
         z = jnp.repeat(z, len(pitches), axis=0)
-        audio = jax.jit(self.generate)(state, z, jnp.tile(jnp.asarray(pitches), num_timbres))
+        audio = self.generate(state, z, jnp.tile(jnp.asarray(pitches), num_timbres))
         return np.asarray(audio).reshape(num_timbres, len(pitches), -1)
 
     def interpolate(self, state, pitch: int, rng, weights) -> np.ndarray:
@@ -338,14 +346,14 @@ class GANSynthTask(Task):
         (pitch,) = self.check_pitches([pitch])
         a, b = jax.random.normal(rng, (2, self.model.latent_dim))
         z = slerp(a, b, jnp.asarray(weights))
-        return np.asarray(jax.jit(self.generate)(state, z, jnp.full((len(z),), pitch)))
+        return np.asarray(self.generate(state, z, jnp.full((len(z),), pitch)))
 
     def samples(self, state, rng):
         num = self.config.task.num_samples
         if num <= 0:
             return {}
         z, ids = self.sample_latents(rng, num)
-        audio = np.asarray(jax.jit(self.generate)(state, z, ids + MIN_PITCH))
+        audio = np.asarray(self.generate(state, z, ids + MIN_PITCH))
         peak = np.max(np.abs(audio), axis=1, keepdims=True)
         audio = audio / np.maximum(peak, 1.0)  # a young generator can overshoot full scale
         return {f"{i}_pitch{int(p) + MIN_PITCH}": clip for i, (p, clip) in enumerate(zip(ids, audio))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 from pathlib import Path
 
@@ -135,10 +136,21 @@ class Trainer:
                            process_index=jax.process_index(), process_count=jax.process_count())
 
     def _compile(self):
-        replicated = mesh_lib.replicated(self.mesh)
-        self._init = jax.jit(self.task.init_state, out_shardings=replicated)
-        self._train_step = jax.jit(self.task.train_step, out_shardings=replicated, donate_argnums=0)
-        self._eval_step = jax.jit(self.task.eval_step, out_shardings=replicated)
+        self._init = jax.jit(self.task.init_state, out_shardings=mesh_lib.replicated(self.mesh))
+        self._compiled = {}
+
+    def step_fn(self, kind: str, step: int):
+        """The jitted task.train_step or task.eval_step ("train" / "eval") for step `step`:
+        one compiled program per `task.step_variant(step)`, built when first needed."""
+        variant = self.task.step_variant(step)
+        if (kind, variant) not in self._compiled:
+            fn = getattr(self.task, f"{kind}_step")
+            if variant is not None:
+                fn = functools.partial(fn, variant=variant)
+            self._compiled[kind, variant] = jax.jit(
+                fn, out_shardings=mesh_lib.replicated(self.mesh),
+                donate_argnums=0 if kind == "train" else ())
+        return self._compiled[kind, variant]
 
     def batch(self, host_batch):
         return mesh_lib.global_batch(self.mesh, host_batch)
@@ -183,7 +195,7 @@ class Trainer:
                 if stop_requested():
                     raise KeyboardInterrupt
                 rng = jax.random.fold_in(self.step_key, step)
-                state, metrics = self._train_step(state, self.batch(host_batch), rng)
+                state, metrics = self.step_fn("train", step)(state, self.batch(host_batch), rng)
                 pending.append(metrics)
                 done = step + 1
                 last = done == train.num_steps
@@ -268,10 +280,10 @@ class Trainer:
             "--config.optim.grad_clip_norm, or add --config.task.input_noise, then rerun.")
 
     def evaluate(self, state, step: int) -> dict:
-        metrics = []
+        metrics, eval_step = [], self.step_fn("eval", step)
         for i in range(self.config.train.num_eval_batches):
             batch = self.batch(self.eval_loader.host_batch(i))
-            metrics.append(self._eval_step(state, batch, self.eval_key))
+            metrics.append(eval_step(state, batch, self.eval_key))
         summary = _mean_metrics(jax.device_get(metrics))
         # The metrics cover only these examples (batches may repeat a small split), not the
         # whole split; `audiozoo evaluate` reports on every example.
