@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,17 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiozoo import generation
+from audiozoo.benchmarking import device_label
 from audiozoo.models.wavenet import WaveNet
 
 PAPER_CONFIG = dict(kernel_size=2, residual_channels=64, gate_channels=128, skip_channels=64,
                     num_classes=256)
-
-
-def device_name() -> str:
-    d = jax.devices()[0]
-    if d.platform == "cpu":
-        return f"cpu ({os.cpu_count()} cores)"
-    return d.device_kind
 
 
 def measure(run, batch: int, min_seconds: float, first_steps: int, repeats: int = 3) -> float:
@@ -120,7 +113,7 @@ def main():
     if args.row:
         print(json.dumps(measure_row(*args.row, args.seconds, naive=not args.no_naive)))
         return
-    device = device_name()
+    device = device_label()
     print("| config | device | batch | receptive field | fast samples/s (median; range) "
           "| naive samples/s (baseline) | fast / naive | state bytes |")
     print("|---|---|---|---|---|---|---|---|")

@@ -12,29 +12,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from audiozoo.benchmarking import call_seconds
 from audiozoo.config import apply_overrides, load_config
 from audiozoo.train import mesh as mesh_lib
 from audiozoo.tasks import build_task
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIGS = ("configs/wavenet_tiny.py", "configs/wavenet_nv_medium.py")
-
-
-def _time(fn, repeats: int) -> float:
-    """Median seconds per call after one warm-up (compile) call."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def measure(config_path: str, batch: int | None, segment: int | None, repeats: int) -> dict:
@@ -55,8 +44,8 @@ def measure(config_path: str, batch: int | None, segment: int | None, repeats: i
     train_step = jax.jit(task.train_step)
     forward = jax.jit(lambda s, b: task.eval_step(s, b, rng))
     samples = config.train.batch_size * config.data.segment_length
-    train_s = _time(lambda: train_step(state, data, rng), repeats)
-    forward_s = _time(lambda: forward(state, data), repeats)
+    train_s = call_seconds(lambda: train_step(state, data, rng), repeats, reduce="median")
+    forward_s = call_seconds(lambda: forward(state, data), repeats, reduce="median")
     return {
         "config": Path(config_path).stem, "batch": config.train.batch_size,
         "segment": config.data.segment_length, "train": samples / train_s,
@@ -72,7 +61,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = f"{jax.devices()[0].platform} x{jax.device_count()} ({os.cpu_count()} host cores)"
-    print(f"| config | device | batch | segment | train samples/s | forward samples/s (baseline) | train / forward |")
+    print("| config | device | batch | segment | train samples/s | forward samples/s (baseline) | train / forward |")
     print("|---|---|---|---|---|---|---|")
     for path in args.configs:
         r = measure(path, args.batch, args.segment, args.repeats)

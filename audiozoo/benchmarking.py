@@ -1,0 +1,35 @@
+"""Timing helpers shared by the benchmark scripts under experiments/.
+
+Speed claims in this project are ratios measured in one run on one device; these helpers make
+every script time a call the same way (compile and warm up first, block on the result) and
+name the device the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+
+def device_label() -> str:
+    """The first device as a table cell: "cpu (N cores)" or the accelerator's kind."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"cpu ({os.cpu_count()} cores)"
+    return device.device_kind
+
+
+def call_seconds(fn: Callable[[], object], repeats: int, reduce: str = "min") -> float:
+    """Seconds per call of fn(): one compile-and-warm-up call, then `repeats` timed calls
+    (each blocked on its result), reduced by "min" (best) or "median"."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float({"min": np.min, "median": np.median}[reduce](times))
