@@ -7,6 +7,7 @@
     audiozoo decode LATENT.npy --workdir DIR --out FILE.wav
     audiozoo interpolate A.wav B.wav --workdir DIR --weights 0.5 --out MIX.wav
     audiozoo generate --workdir DIR --pitch 60 [--pitch 64 ...] --out NOTE.wav  (GANSynth)
+    audiozoo generate --workdir DIR --midi SONG.mid --out SONG.wav                 (GANSynth)
     audiozoo interpolate --workdir DIR --pitch 60 --weights 0 0.5 1 --out MIX.wav (GANSynth)
     audiozoo evaluate --workdir DIR [--data DIR] [--confusion FILE.png] [--config.data.a=v]
     audiozoo evaluate --workdir GAN_DIR --classifier CLS_DIR [--samples N] [--k 50]
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--pitch", type=int, action="append", default=None,
                      help="GANSynth: MIDI pitch of a note (repeat for several; one timbre per "
                      "--batch row is held across them)")
+    gen.add_argument("--midi", default=None,
+                     help="GANSynth: play a Standard MIDI File note by note into one WAV")
+    gen.add_argument("--seconds-per-timbre", type=float, default=0.0,
+                     help="GANSynth --midi: 0 holds one timbre (picked by --seed); S > 0 moves "
+                     "between random timbres every S seconds")
     gen.add_argument("--out", required=True, help="output .wav/.flac; with --batch > 1, "
                      "clips go to NAME_0.wav, NAME_1.wav, ...")
     gen.add_argument("--batch", type=int, default=1)
@@ -228,9 +234,9 @@ def _generate(args, overrides) -> int:
     _check_verb(config, task, "generate", args.workdir)
     if _is_gansynth(task):
         return _generate_notes(args, task, state)
-    if args.pitch:
-        raise ValueError(f"--pitch applies to GANSynth workdirs; the model in {args.workdir} is "
-                         f"{config.model.name}")
+    if args.pitch or args.midi:
+        raise ValueError(f"--{'pitch' if args.pitch else 'midi'} applies to GANSynth workdirs; "
+                         f"the model in {args.workdir} is {config.model.name}")
     if args.seconds is None:
         raise ValueError("--seconds is required: how much audio to generate")
     rate = task.sample_rate
@@ -254,6 +260,7 @@ def _check_generate_args(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch={args.batch} must be >= 1 (clips made at once)")
     _check_number("--top-p", args.top_p, "in (0, 1]", lambda x: 0 < x <= 1)
+    _check_number("--seconds-per-timbre", args.seconds_per_timbre, ">= 0", lambda x: x >= 0)
     _check_streaming_args(args)
 
 
@@ -402,12 +409,14 @@ def _is_gansynth(task) -> bool:
 
 
 def _generate_notes(args, task, state) -> int:
-    """GANSynth: one note per (--batch row, --pitch), each row one timbre."""
+    """GANSynth: one note per (--batch row, --pitch), each row one timbre; or a MIDI file."""
     import jax
 
+    if args.midi is not None:
+        return _perform_midi(args, task, state)
     if not args.pitch:
         raise ValueError("GANSynth makes notes: give their MIDI pitches with --pitch 60 "
-                         "[--pitch 64 ...]")
+                         "[--pitch 64 ...], or a MIDI file with --midi FILE")
     if args.seconds is not None:
         raise ValueError(f"--seconds does not apply to GANSynth: its notes are "
                          f"{task.config.data.segment_length / task.sample_rate:g} s long, as trained")
@@ -422,6 +431,30 @@ def _generate_notes(args, task, state) -> int:
     for row, base in zip(audio, paths):
         for clip, path in zip(row, _output_paths(base, len(names), names)):
             _write_note(path, clip, task.sample_rate)
+    return 0
+
+
+def _perform_midi(args, task, state) -> int:
+    """GANSynth: a MIDI file played note by note into one WAV."""
+    import jax
+
+    from audiozoo.audio import midi
+    from audiozoo.audio.io import write_audio
+    from audiozoo.models.gansynth import MIN_PITCH
+
+    if args.pitch or args.batch != 1 or args.seconds is not None:
+        raise ValueError("--midi takes the pitches and times from the file: leave out --pitch, "
+                         "--seconds and --batch")
+    notes = midi.read_notes(args.midi)
+    top = MIN_PITCH + task.model.num_pitches - 1
+    outside = sorted({n.pitch for n in notes} - set(range(MIN_PITCH, top + 1)))
+    if outside:
+        raise ValueError(f"{args.midi} has notes at MIDI pitches {outside}, outside the "
+                         f"{MIN_PITCH}..{top} this model makes; transpose the file or drop them")
+    audio = task.perform(state, notes, jax.random.key(args.seed), args.seconds_per_timbre)
+    write_audio(args.out, audio, task.sample_rate)
+    print(f"wrote {args.out} ({len(notes)} notes, {len(audio) / task.sample_rate:.2f} s at "
+          f"{task.sample_rate} Hz)")
     return 0
 
 

@@ -235,8 +235,27 @@ def test_cli_generates_pitch_sweeps_and_interpolations(tmp_path, capsys):
                  "0.5", "1", "--out", str(tmp_path / "mix.wav")]) == 0
     mix0, _ = sf.read(tmp_path / "mix_0.wav")
     np.testing.assert_allclose(mix0, audio, atol=1e-4)  # weight 0: the seed's first timbre
+    # A MIDI file played note by note: one WAV, the notes at their times, mix peak 0.5.
+    from audiozoo.audio.midi import Note, notes_to_midi
+    song = tmp_path / "song.mid"
+    song.write_bytes(notes_to_midi([Note(60, 100, 0.0, 0.05), Note(64, 80, 0.05, 0.1),
+                                    Note(67, 127, 0.1, 0.2)]))
+    for timbre in ("0", "0.05"):
+        assert main(["generate", "--workdir", str(workdir), "--midi", str(song),
+                     "--seconds-per-timbre", timbre, "--out", str(tmp_path / "song.wav")]) == 0
+        played, rate = sf.read(tmp_path / "song.wav")
+        assert rate == 16000 and len(played) == 1600 + 1600 + 4800 + 16000
+        assert np.abs(played).max() == pytest.approx(0.5, abs=1e-3)
+        assert np.abs(played[:1024]).max() > 0 and np.abs(played[1600:2624]).max() > 0
+    (tmp_path / "high.mid").write_bytes(notes_to_midi([Note(90, 100, 0.0, 0.1)]))
+    (tmp_path / "junk.mid").write_bytes(b"not midi")
     capsys.readouterr()
     base = ["generate", "--workdir", str(workdir), "--out", str(tmp_path / "x.wav")]
+    for extra, message in ((["--midi", str(tmp_path / "high.mid")], "pitches [90], outside the 24..84"),
+                           (["--midi", str(tmp_path / "junk.mid")], "not a readable Standard MIDI"),
+                           (["--midi", str(song), "--pitch", "60"], "leave out --pitch")):
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
     for extra, message in ((["--pitch", "90"], "this model makes MIDI pitches 24..84"),
                            ([], "give their MIDI pitches with --pitch"),
                            (["--pitch", "60", "--seconds", "1"], "--seconds does not apply"),

@@ -50,6 +50,7 @@ import numpy as np
 import soundfile as sf
 
 from audiozoo.audio.io import write_audio
+from audiozoo.audio.midi import varlen_bytes
 from audiozoo.data.base import DataError
 from audiozoo.data.nsynth import (FAMILIES, NUM_SAMPLES, QUALITIES, SAMPLE_RATE, SOURCES, SPLITS,
                                    check_pitch_range)
@@ -215,16 +216,6 @@ def _program_help() -> str:
 # ----------------------------------------------------------------------------- MIDI
 
 
-def _varlen(value: int) -> bytes:
-    """An SMF variable-length quantity: 7 bits per byte, high bit set on all but the last."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def note_midi(program: int, pitch: int, velocity: int, *, hold_seconds: float = HOLD_SECONDS,
               total_seconds: float = _SECONDS) -> bytes:
     """A format-0 Standard MIDI File playing one note on channel 1.
@@ -240,11 +231,11 @@ def note_midi(program: int, pitch: int, velocity: int, *, hold_seconds: float = 
     if hold <= 0 or rest < 0:
         raise DataError(f"a note needs 0 < hold_seconds ({hold_seconds}) <= total_seconds ({total_seconds})")
     events = b"".join([
-        _varlen(0) + b"\xff\x51\x03" + TEMPO_US_PER_QUARTER.to_bytes(3, "big"),
-        _varlen(0) + bytes([0xC0, program]),
-        _varlen(0) + bytes([0x90, pitch, velocity]),
-        _varlen(hold) + bytes([0x80, pitch, 0]),
-        _varlen(rest) + b"\xff\x2f\x00",
+        varlen_bytes(0) + b"\xff\x51\x03" + TEMPO_US_PER_QUARTER.to_bytes(3, "big"),
+        varlen_bytes(0) + bytes([0xC0, program]),
+        varlen_bytes(0) + bytes([0x90, pitch, velocity]),
+        varlen_bytes(hold) + bytes([0x80, pitch, 0]),
+        varlen_bytes(rest) + b"\xff\x2f\x00",
     ])
     header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS_PER_QUARTER)
     return header + b"MTrk" + struct.pack(">I", len(events)) + events

@@ -348,6 +348,35 @@ class GANSynthTask(Task):
         z = slerp(a, b, jnp.asarray(weights))
         return np.asarray(self.generate(state, z, jnp.full((len(z),), pitch)))
 
+    def perform(self, state, notes, rng, seconds_per_timbre: float = 0.0,
+                batch_size: int = 16) -> np.ndarray:
+        """A MIDI performance (`audiozoo.audio.midi.Note`s) played note by note, mixed as the
+        reference does (`midi.mix_notes`). One timbre is held for the whole piece, or, with
+        seconds_per_timbre > 0, random timbres every that many seconds are spherically
+        interpolated by each note's start time (magenta's get_random_instruments/get_z_notes)."""
+        from audiozoo.audio import midi
+
+        if not notes:
+            raise ValueError("the MIDI file has no pitched notes to play")
+        pitches = self.check_pitches([n.pitch for n in notes])
+        z = np.asarray(self._timbres_at(np.array([n.start for n in notes]), rng, seconds_per_timbre))
+        clips = []
+        for start in range(0, len(notes), batch_size):
+            rows = np.minimum(np.arange(start, start + batch_size), len(notes) - 1)
+            clips.append(np.asarray(self.generate(state, z[rows], pitches[rows]))[:len(notes) - start])
+        return midi.mix_notes(np.concatenate(clips), notes, self.sample_rate)
+
+    def _timbres_at(self, times, rng, seconds_per_timbre: float):
+        """Latents [len(times), latent_dim] at note start times."""
+        if seconds_per_timbre <= 0:
+            return jnp.repeat(jax.random.normal(rng, (1, self.model.latent_dim)), len(times), 0)
+        count = max(int(times.max() / seconds_per_timbre), 1) + 1
+        anchors = jax.random.normal(rng, (count, self.model.latent_dim))
+        grid = np.linspace(-1e-4, times.max() + 1e-4, count)
+        left = np.clip(np.searchsorted(grid, times, side="right") - 1, 0, count - 2)
+        weight = (times - grid[left]) / (grid[left + 1] - grid[left])
+        return slerp(anchors[left], anchors[left + 1], weight)
+
     def samples(self, state, rng):
         num = self.config.task.num_samples
         if num <= 0:
