@@ -19,6 +19,14 @@ def _smf(*tracks, division=96, fmt=1) -> bytes:
     return b"MThd" + struct.pack(">IHHH", 6, fmt, len(tracks), division) + b"".join(tracks)
 
 
+@pytest.mark.parametrize("value, encoded", [(0, b"\x00"), (0x7F, b"\x7f"), (0x80, b"\x81\x00"),
+                                            (2880, b"\x96\x40"), (0x3FFF, b"\xff\x7f"),
+                                            (0x200000, b"\x81\x80\x80\x00")])
+def test_variable_length_quantities(value, encoded):
+    assert varlen_bytes(value) == encoded  # the examples of the SMF 1.0 specification
+    assert midi._varlen(encoded, 0) == (value, len(encoded))
+
+
 def test_format_1_with_tempo_change_running_status_drums_and_zero_velocity_offs(tmp_path):
     # Track 0: 120 bpm, then 60 bpm from tick 192 (1 s); track 1 holds the notes.
     tempo = _track([(0, b"\xff\x51\x03" + (500_000).to_bytes(3, "big")),

@@ -15,6 +15,7 @@ import pytest
 
 from audiozoo.audio.io import audio_info, read_audio
 from audiozoo.data import DataError, NSynth
+from audiozoo.audio.midi import _varlen
 from audiozoo.data import soundfont as sfmod
 from audiozoo.data.nsynth import FAMILIES, GANSYNTH_FILTER, NUM_SAMPLES, QUALITIES, SAMPLE_RATE, SOURCES
 from audiozoo.data.soundfont import (
@@ -46,16 +47,6 @@ NSYNTH_FIELDS = {"note", "note_str", "instrument", "instrument_str", "pitch", "v
 # ----------------------------------------------------------------------------- MIDI
 
 
-def _read_varlen(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            return value, pos
-
-
 def _parse_smf(data: bytes) -> tuple[tuple[int, int, int], list[tuple[int, bytes]]]:
     """(format, tracks, division) and the one track's (absolute tick, event bytes)."""
     assert data[:4] == b"MThd"
@@ -67,11 +58,11 @@ def _parse_smf(data: bytes) -> tuple[tuple[int, int, int], list[tuple[int, bytes
     assert len(track) == track_length, "track length field does not match the bytes after it"
     events, pos, tick = [], 0, 0
     while pos < len(track):
-        delta, pos = _read_varlen(track, pos)
+        delta, pos = _varlen(track, pos)
         tick += delta
         status = track[pos]
         if status == 0xFF:  # meta: type, length, data
-            size, end = _read_varlen(track, pos + 2)
+            size, end = _varlen(track, pos + 2)
             events.append((tick, track[pos:end + size]))
             pos = end + size
         else:
@@ -95,14 +86,6 @@ def test_midi_is_one_note_held_three_seconds():
         (int(HOLD_SECONDS * ticks_per_second), bytes([0x80, 60, 0])),  # note off at 3 s
         (int(4 * ticks_per_second), b"\xff\x2f\x00"),  # end of track at 4 s
     ]
-
-
-@pytest.mark.parametrize("value, encoded", [(0, b"\x00"), (0x7F, b"\x7f"), (0x80, b"\x81\x00"),
-                                            (2880, b"\x96\x40"), (0x3FFF, b"\xff\x7f"),
-                                            (0x200000, b"\x81\x80\x80\x00")])
-def test_variable_length_quantities(value, encoded):
-    assert sfmod._varlen(value) == encoded  # the examples of the SMF 1.0 specification
-    assert _read_varlen(encoded, 0) == (value, len(encoded))
 
 
 @pytest.mark.parametrize("args, match", [((0, 60, 0), r"velocity.*\[1, 127\]"),
