@@ -13,9 +13,9 @@ batch 16. It defaults to the synthetic NSynth-like notes of the GANSynth pitch r
 (24-84); `--config.data.name=nsynth --config.data.root=DIR` reads an NSynth release
 (`--config.data.pitch_range=()` keeps every pitch).
 
-Variant `tiny`: the notes of configs/gansynth_tiny.py (0.5 s, 8192 samples, MIDI 48-72) at
-nfft 256, hop 64 (128 frames x 128 bins) and a quarter of the widths, so that it trains on
-a CPU in a minute or two (optimiser as above).
+Variant `tiny`: the notes of configs/gansynth_tiny.py (0.256 s, 4,096 samples, MIDI 48-72)
+at nfft 256, hop 32 (128 frames x 128 bins) and a quarter of the widths, so that it trains
+on a CPU in a minute or two (optimiser as above).
 """
 
 from audiozoo.audio.frontend import default_frontend_config
@@ -43,7 +43,8 @@ def get_config(variant: str = "paper"):
 
 def _tiny(c):
     c.model.update(channels=(32, 32, 32, 64, 64, 64, 128, 128, 128), hidden=256)
-    c.frontend.update(n_fft=256, hop_length=64, num_frames=128)
-    c.data.update(segment_length=8192, pitch_range=(48, 72), num_train=2048, num_eval=256)
+    c.frontend.update(n_fft=256, hop_length=32, num_frames=128)
+    c.data.update(segment_length=4096, pitch_range=(48, 72), crop="start", num_train=2048,
+                  num_eval=256)
     c.train.update(num_steps=600, log_every=25, eval_every=100, num_eval_batches=16,
                    checkpoint_every=100)

@@ -79,10 +79,11 @@ def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers()
     d_loss, _ = task.discriminator_loss(state.params["discriminator"], new.params["generator"],
                                         real, batch["pitch"] - 24, d_rng, 0.0, 1)
     np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-4)
-    # EMA 0.999 of the generator after its step.
+    # The EMA (task.ema_decay) of the generator after its step.
+    decay = config.task.ema_decay
     for ema, old, g in zip(jax.tree.leaves(new.extra["ema"]), jax.tree.leaves(state.extra["ema"]),
                            jax.tree.leaves(new.params["generator"])):
-        np.testing.assert_allclose(ema, 0.999 * old + 0.001 * g, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ema, decay * old + (1 - decay) * g, rtol=1e-5, atol=1e-7)
     assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
     # Adam's step counters restart when a phase starts (step 4: the first transition step).
     counts = lambda s: {int(x) for x in jax.tree.leaves(s.opt_state)  # noqa: E731

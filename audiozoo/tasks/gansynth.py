@@ -20,7 +20,8 @@ models/gansynth/lib/model.py and train_util.py do:
   generator's output, and both optimiser states restart at the start of every phase, as
   magenta builds a new graph and new optimisers per stage. The network size of each phase is
   static: `step_variant` gives the trainer the block count, and it compiles one program per
-  stage (a `lax.switch` over the stages in one program ran 7-17x slower on XLA:CPU).
+  stage (a `lax.switch` over the stages in one program ran up to 29x slower on XLA:CPU,
+  experiments/gansynth/benchmark_stages.py).
 
 The trainer is the generic one: the two parameter trees, the two optimiser states and the
 EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_state =
