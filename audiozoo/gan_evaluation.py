@@ -168,13 +168,9 @@ def _measure_generated(classifier, gan_task, gan_state, num: int, key, batch_siz
     """Measures num notes of the EMA generator at pitches drawn from the training counts;
     the latents are drawn at once, so the notes do not depend on batch_size."""
     z, ids = gan_task.sample_latents(key, num)
-    z, pitches = np.asarray(z), np.asarray(ids) + MIN_PITCH
-    parts = []
-    for start in range(0, num, batch_size):
-        count = min(batch_size, num - start)
-        rows = np.minimum(np.arange(start, start + batch_size), num - 1)  # pad with the last
-        audio = np.asarray(gan_task.generate(gan_state, jnp.asarray(z[rows]), jnp.asarray(pitches[rows])))
-        parts.append({k: v[:count] for k, v in classifier.measure(audio).items()})
+    pitches = np.asarray(ids) + MIN_PITCH
+    parts = [classifier.measure(audio)
+             for audio in gan_task.generate_batches(gan_state, z, pitches, batch_size)]
     return dict(_concat(parts), pitches=pitches)
 
 

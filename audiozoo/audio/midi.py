@@ -198,14 +198,15 @@ def mix_notes(audio: np.ndarray, notes: list[Note], sample_rate: int) -> np.ndar
     the mix has a peak of 0.5. A note longer than the generated audio ends with it."""
     if len(audio) != len(notes):
         raise ValueError(f"{len(audio)} generated notes for {len(notes)} MIDI notes")
-    ends = [round(n.start * sample_rate) + len(envelope(n.end - n.start, sample_rate)) for n in notes]
-    out = np.zeros(max(ends, default=0) + sample_rate, np.float32)
-    for clip, note in zip(audio, notes):
-        shape = envelope(note.end - note.start, sample_rate)[:len(clip)]
+    starts = [round(n.start * sample_rate) for n in notes]
+    shapes = [envelope(n.end - n.start, sample_rate) for n in notes]
+    out = np.zeros(max((s + len(e) for s, e in zip(starts, shapes)), default=0) + sample_rate,
+                   np.float32)
+    for clip, note, start, shape in zip(audio, notes, starts, shapes):
+        shape = shape[:len(clip)]
         shaped = clip[:len(shape)] * shape
         peak = np.max(np.abs(shaped))
         if peak > 0:
-            start = round(note.start * sample_rate)
             out[start:start + len(shaped)] += shaped / peak * (note.velocity / 127)
     peak = np.max(np.abs(out))
     return out * (MIX_PEAK / peak) if peak > 0 else out

@@ -323,6 +323,16 @@ class GANSynthTask(Task):
                                     num_blocks)
         return self.to_audio(spec)
 
+    def generate_batches(self, state, z, pitches, batch_size: int):
+        """Yields the notes of latents z [n, latent] at MIDI pitches [n] as numpy audio, batch
+        by batch in order; the last batch is padded with the last note so that one compiled
+        program serves all, and only its real rows are yielded."""
+        z, pitches = np.asarray(z), np.asarray(pitches)
+        for start in range(0, len(z), batch_size):
+            rows = np.minimum(np.arange(start, start + batch_size), len(z) - 1)
+            audio = np.asarray(self.generate(state, z[rows], pitches[rows]))
+            yield audio[:len(z) - start]
+
     def check_pitches(self, pitches) -> np.ndarray:
         pitches = np.asarray(pitches, np.int64).reshape(-1)
         top = MIN_PITCH + self.model.num_pitches - 1
@@ -360,11 +370,8 @@ class GANSynthTask(Task):
         if not notes:
             raise ValueError("the MIDI file has no pitched notes to play")
         pitches = self.check_pitches([n.pitch for n in notes])
-        z = np.asarray(self._timbres_at(np.array([n.start for n in notes]), rng, seconds_per_timbre))
-        clips = []
-        for start in range(0, len(notes), batch_size):
-            rows = np.minimum(np.arange(start, start + batch_size), len(notes) - 1)
-            clips.append(np.asarray(self.generate(state, z[rows], pitches[rows]))[:len(notes) - start])
+        z = self._timbres_at(np.array([n.start for n in notes]), rng, seconds_per_timbre)
+        clips = list(self.generate_batches(state, z, pitches, batch_size))
         return midi.mix_notes(np.concatenate(clips), notes, self.sample_rate)
 
     def _timbres_at(self, times, rng, seconds_per_timbre: float):
