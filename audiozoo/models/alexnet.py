@@ -21,6 +21,7 @@ from typing import ClassVar
 import jax
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.pooling import adaptive_avg_pool, as_image, flatten_chw, max_pool
 
 # (channels, kernel, stride, padding, max pool after) of torchvision's `features`.
@@ -44,8 +45,8 @@ class AlexNet(nn.Module):
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = as_image(x)
         for i, (channels, kernel, stride, pad, pool) in enumerate(CONVS):
-            x = nn.Conv(channels, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                        name=f"conv{i + 1}")(x)
+            x = Conv(channels, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
+                     name=f"conv{i + 1}")(x)
             x = nn.relu(x)
             if pool:
                 x = max_pool(x, 3, 2)

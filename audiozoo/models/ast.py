@@ -39,6 +39,7 @@ import numpy as np
 from flax import linen as nn
 
 from audiozoo.models.hf_checkpoint import CheckpointFormatError, load_hf_dir, take
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.transformer import Encoder
 
 NUM_SPECIAL_TOKENS = 2  # [CLS] and the distillation token
@@ -103,9 +104,9 @@ class AST(nn.Module):
         return f_dim * t_dim
 
     def setup(self):
-        self.patch_embed = nn.Conv(self.hidden, (self.patch_size, self.patch_size),
-                                   strides=(self.frequency_stride, self.time_stride),
-                                   padding="VALID")
+        self.patch_embed = Conv(self.hidden, (self.patch_size, self.patch_size),
+                                strides=(self.frequency_stride, self.time_stride),
+                                padding="VALID")
         self.cls_token = self.param("cls_token", TOKEN_INIT, (1, 1, self.hidden))
         self.dist_token = self.param("dist_token", TOKEN_INIT, (1, 1, self.hidden))
         self.pos_embed = self.param("pos_embed", TOKEN_INIT,

@@ -24,6 +24,7 @@ from typing import ClassVar, Sequence
 import jax
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.layers import batch_norm
 from audiozoo.nn.pooling import as_image, avg_pool
 
@@ -40,8 +41,8 @@ class ConvBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for i in (1, 2):
-            x = nn.Conv(self.features, (3, 3), padding=[(1, 1)] * 2, use_bias=False,
-                        kernel_init=INIT, name=f"conv{i}")(x)
+            x = Conv(self.features, (3, 3), padding=[(1, 1)] * 2, use_bias=False,
+                     kernel_init=INIT, name=f"conv{i}")(x)
             x = nn.relu(batch_norm(train, name=f"bn{i}")(x))
         return avg_pool(x, self.pool) if self.pool > 1 else x
 

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.pooling import as_image
 
 # (name, kernel, stride over (bins, frames)) of layers 0..7 and 7_1; widths are `channels`.
@@ -78,8 +79,8 @@ class PitchClassifier(nn.Module):
         """[batch, frames, bins] -> the 512-d output of layer 7_1 (averaged over positions)."""
         x = jnp.swapaxes(as_image(x), 1, 2).astype(self.dtype)  # -> [batch, bins, frames, 1]
         for (layer, kernel, stride), width in zip(LAYERS, self.channels):
-            x = nn.Conv(width, (kernel, kernel), stride, padding="SAME", use_bias=False,
-                        kernel_init=INIT, dtype=self.dtype, name=f"conv{layer}")(x)
+            x = Conv(width, (kernel, kernel), stride, padding="SAME", use_bias=False,
+                     kernel_init=INIT, dtype=self.dtype, name=f"conv{layer}")(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype, name=f"bn{layer}")(x)
             x = nn.leaky_relu(x, self.negative_slope)

@@ -35,6 +35,7 @@ import numpy as np
 from flax import linen as nn
 
 from audiozoo.files import atomic_path
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.sinc import SincConv, sinc_filters
 
 # Dense init of the reference: U(+-sqrt(0.01 / (fan_in + fan_out))) = variance scaling over
@@ -106,8 +107,8 @@ class SincNet(nn.Module):
                              self.min_low_hz, self.min_band_hz)
         in_channels = (self.sinc_filters, *self.conv_features[:-1])
         self.convs = [
-            nn.Conv(f, (k,), padding="VALID", kernel_init=_conv_init,
-                    bias_init=_uniform_bias(c * k))
+            Conv(f, (k,), padding="VALID", kernel_init=_conv_init,
+                 bias_init=_uniform_bias(c * k))
             for f, k, c in zip(self.conv_features, self.conv_kernel_sizes, in_channels)
         ]
         # Normalise each channel over time, as the reference does ([batch, time, channels]).

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.pooling import as_image, global_avg_pool, max_pool
 
 # (squeeze, expand 1x1, expand 3x3) of Fire 2-9, and where v1.1 max-pools (after the index).
@@ -47,10 +48,10 @@ class Fire(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(nn.Conv(self.squeeze, (1, 1), kernel_init=CONV_INIT, name="squeeze")(x))
-        e1 = nn.Conv(self.expand1x1, (1, 1), kernel_init=CONV_INIT, name="expand1x1")(x)
-        e3 = nn.Conv(self.expand3x3, (3, 3), padding=[(1, 1)] * 2, kernel_init=CONV_INIT,
-                     name="expand3x3")(x)
+        x = nn.relu(Conv(self.squeeze, (1, 1), kernel_init=CONV_INIT, name="squeeze")(x))
+        e1 = Conv(self.expand1x1, (1, 1), kernel_init=CONV_INIT, name="expand1x1")(x)
+        e3 = Conv(self.expand3x3, (3, 3), padding=[(1, 1)] * 2, kernel_init=CONV_INIT,
+                  name="expand3x3")(x)
         return nn.relu(jnp.concatenate([e1, e3], axis=-1))
 
 
@@ -65,14 +66,14 @@ class SqueezeNet1_1(nn.Module):  # noqa: N801 - torchvision's name
 
     def setup(self):
         self.classifier_dropout = nn.Dropout(self.dropout_rate)
-        self.final_conv = nn.Conv(self.num_classes, (1, 1),
-                                  kernel_init=nn.initializers.normal(0.01), name="final_conv")
+        self.final_conv = Conv(self.num_classes, (1, 1),
+                               kernel_init=nn.initializers.normal(0.01), name="final_conv")
 
     @nn.compact
     def feature_map(self, x: jax.Array, train: bool = False) -> jax.Array:
         """The last Fire module's output [batch, h, w, 512]."""
-        x = nn.Conv(64, (3, 3), (2, 2), padding="VALID", kernel_init=CONV_INIT,
-                    name="conv1")(as_image(x))
+        x = Conv(64, (3, 3), (2, 2), padding="VALID", kernel_init=CONV_INIT,
+                 name="conv1")(as_image(x))
         x = max_pool(nn.relu(x), 3, 2, ceil_mode=True)
         for i, widths in enumerate(FIRES):
             x = Fire(*widths, name=f"fire{i + 2}")(x)

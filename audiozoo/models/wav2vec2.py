@@ -52,6 +52,7 @@ from flax import linen as nn
 from flax import traverse_util
 
 from audiozoo.models.hf_checkpoint import CheckpointFormatError, load_hf_dir, take
+from audiozoo.nn.convolution import Conv
 from audiozoo.nn.transformer import Encoder
 
 FEATURE_NORMS = ("group", "layer")
@@ -83,9 +84,9 @@ class ConvLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.Conv(self.features, (self.kernel_size,), strides=(self.stride,), padding="VALID",
-                    use_bias=self.use_bias, name="conv",
-                    kernel_init=nn.initializers.variance_scaling(2.0, "fan_in", "normal"))(x)
+        x = Conv(self.features, (self.kernel_size,), strides=(self.stride,), padding="VALID",
+                 use_bias=self.use_bias, name="conv",
+                 kernel_init=nn.initializers.variance_scaling(2.0, "fan_in", "normal"))(x)
         if self.norm == "group":
             # One group per channel: each channel is normalised over time, per utterance.
             x = nn.GroupNorm(num_groups=self.features, epsilon=CONV_NORM_EPS, name="layer_norm")(x)

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
+
 
 class DilatedEncoder(nn.Module):
     """[batch, time, in] -> [batch, ceil(time / hop), out_channels].
@@ -49,10 +51,10 @@ class DilatedEncoder(nn.Module):
             raise ValueError(f"encoder input must be [batch, time, channels], got {x.shape}")
         if self.hop_length < 1:
             raise ValueError(f"hop_length={self.hop_length} must be >= 1")
-        h = nn.Conv(self.channels, (self.kernel_size,), padding="SAME", name="start")(x)
+        h = Conv(self.channels, (self.kernel_size,), padding="SAME", name="start")(x)
         for i, dilation in enumerate(self.dilations):
-            r = nn.Conv(self.channels, (self.kernel_size,), kernel_dilation=(dilation,),
-                        padding="SAME", name=f"dilated_{i}")(nn.relu(h))
+            r = Conv(self.channels, (self.kernel_size,), kernel_dilation=(dilation,),
+                     padding="SAME", name=f"dilated_{i}")(nn.relu(h))
             h = h + nn.Dense(self.channels, name=f"residual_{i}")(nn.relu(r))
         return average_pool(nn.Dense(self.out_channels, name="latent")(h), self.hop_length)
 

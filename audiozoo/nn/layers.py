@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from flax import linen as nn
 
+from audiozoo.nn.convolution import Conv
+
 
 def batch_norm(train: bool, *, axis: int = -1, epsilon: float = 1e-5,
                name: str | None = None) -> nn.BatchNorm:
@@ -18,5 +20,5 @@ def torch_conv(features: int, kernel: int, stride: int = 1, *, kernel_init,
                use_bias: bool = False, name: str | None = None) -> nn.Conv:
     """A square conv padded like torch's `padding=kernel // 2`."""
     pad = kernel // 2
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                   use_bias=use_bias, kernel_init=kernel_init, name=name)
+    return Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
+                use_bias=use_bias, kernel_init=kernel_init, name=name)

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from audiozoo.nn.convolution import conv_general_dilated
+
 PIXEL_NORM_EPS = 1e-8
 STDDEV_EPS = 1e-6
 
@@ -53,7 +55,7 @@ class EqualizedConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.normal(1.0), (kh, kw, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         scale = he_scale(kh * kw * x.shape[-1], self.slope)
-        y = jax.lax.conv_general_dilated(
+        y = conv_general_dilated(
             x.astype(self.dtype), (kernel * scale).astype(self.dtype), window_strides=(1, 1),
             padding=self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias.astype(self.dtype)

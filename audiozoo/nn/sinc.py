@@ -28,6 +28,7 @@ import numpy as np
 from flax import linen as nn
 
 from audiozoo.audio.spectral import hz_to_mel, mel_to_hz
+from audiozoo.nn.convolution import conv_general_dilated
 
 # Lowest initial cut-off of the mel-spaced bank, in Hz (the reference's value).
 INIT_LOW_HZ = 30.0
@@ -125,7 +126,7 @@ class SincConv(nn.Module):
             raise ValueError(f"input of {x.shape[1]} samples is shorter than the sinc kernel "
                              f"({self.kernel_size} taps)")
         kernel, _ = self.filters()
-        return jax.lax.conv_general_dilated(
+        return conv_general_dilated(
             x, kernel.astype(x.dtype), window_strides=(1,), padding="VALID",
             dimension_numbers=("NWC", "WIO", "NWC"),
         )
