@@ -440,18 +440,13 @@ def _perform_midi(args, task, state) -> int:
 
     from audiozoo.audio import midi
     from audiozoo.audio.io import write_audio
-    from audiozoo.models.gansynth import MIN_PITCH
 
     if args.pitch or args.batch != 1 or args.seconds is not None:
         raise ValueError("--midi takes the pitches and times from the file: leave out --pitch, "
                          "--seconds and --batch")
     notes = midi.read_notes(args.midi)
-    top = MIN_PITCH + task.model.num_pitches - 1
-    outside = sorted({n.pitch for n in notes} - set(range(MIN_PITCH, top + 1)))
-    if outside:
-        raise ValueError(f"{args.midi} has notes at MIDI pitches {outside}, outside the "
-                         f"{MIN_PITCH}..{top} this model makes; transpose the file or drop them")
-    audio = task.perform(state, notes, jax.random.key(args.seed), args.seconds_per_timbre)
+    audio = task.perform(state, notes, jax.random.key(args.seed), args.seconds_per_timbre,
+                         source=args.midi)
     write_audio(args.out, audio, task.sample_rate)
     print(f"wrote {args.out} ({len(notes)} notes, {len(audio) / task.sample_rate:.2f} s at "
           f"{task.sample_rate} Hz)")

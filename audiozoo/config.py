@@ -154,7 +154,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
     c.seed = 0
     model = {"wavenet": "wavenet", "autoencoder": "wavenet_autoencoder",
              "gansynth": "gansynth"}.get(task, "")
-    c.model = ml_collections.ConfigDict({"name": model})
+    # dtype: the computation dtype ("float32" or "bfloat16"); parameters stay float32.
+    c.model = ml_collections.ConfigDict({"name": model, "dtype": "float32"})
     c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
     c.data = ml_collections.ConfigDict({
         "name": "synthetic", "sample_rate": 16000, "segment_length": 4096, "seed": 0,

@@ -36,7 +36,7 @@ from audiozoo.config import base_config
 def get_config():
     c = base_config()
     c.model = ml_collections.ConfigDict(dict(
-        name="wav2vec2",
+        name="wav2vec2", dtype="float32",
         conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
         conv_bias=False, feat_extract_norm="group",
         hidden=768, num_layers=12, num_heads=12, intermediate=3072,

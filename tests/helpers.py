@@ -27,3 +27,40 @@ def params_after(config, workdir):
 
     state = train(config, workdir)
     return [np.asarray(x) for x in jax.tree.leaves(state.params)]
+
+
+def heavy_ops(fn, *args):
+    """Every matmul (dot_general) and convolution equation in fn's jaxpr, nested jaxprs (jit,
+    scan, custom_vjp, ...) included."""
+    import jax
+
+    found = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if str(eqn.primitive) in ("dot_general", "conv_general_dilated"):
+                found.append(eqn)
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (list, tuple)) else [param]:
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        visit(inner)
+
+    visit(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def heavy_op_dtypes(fn, *args) -> dict[str, set[str]]:
+    """The operand dtypes of fn's matmuls and convolutions: {"dot_general": {"bfloat16"}, ...}.
+    How a mixed-precision test checks that the heavy arithmetic really runs in the asked dtype."""
+    found: dict[str, set[str]] = {}
+    for eqn in heavy_ops(fn, *args):
+        found.setdefault(str(eqn.primitive), set()).update(str(v.aval.dtype) for v in eqn.invars)
+    return found
+
+
+def float32_matmul_shapes(fn, *args) -> list[tuple[tuple[int, ...], ...]]:
+    """The operand shapes of every matmul in fn with a float32 operand."""
+    return [tuple(tuple(v.aval.shape) for v in eqn.invars) for eqn in heavy_ops(fn, *args)
+            if str(eqn.primitive) == "dot_general"
+            and any(str(v.aval.dtype) == "float32" for v in eqn.invars)]

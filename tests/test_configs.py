@@ -82,3 +82,21 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     optim.update(schedule="linear", learning_rate=1.0, warmup_steps=10)
     schedule = make_schedule(optim, num_steps=110)
     assert [float(schedule(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])
+
+
+def test_model_dtype_is_a_config_key_with_a_clear_error():
+    """Every config has model.dtype; a name that is not a computation dtype is refused with the
+    valid ones, and bfloat16 reaches every layer while the parameters stay float32."""
+    import jax.numpy as jnp
+
+    from audiozoo.models import build_model
+
+    config = load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:resnet18")
+    assert config.model.dtype == "float32"
+    apply_overrides(config, [("model.dtype", "bfloat16")])
+    model = build_model(config.model)
+    assert model.dtype == jnp.bfloat16
+    for bad in ("float16", "bf16"):
+        apply_overrides(config, [("model.dtype", bad)])
+        with pytest.raises(ConfigError, match=f"model.dtype='{bad}'.*float32, bfloat16"):
+            build_model(config.model)

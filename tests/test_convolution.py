@@ -75,12 +75,15 @@ def test_tap_matmuls_keep_bfloat16_and_the_preferred_accumulator():
     x = _random(0, (2, 2, 2, 8)).astype(jnp.bfloat16)
     k = _random(1, (3, 3, 8, 4)).astype(jnp.bfloat16)
     pads = [(1, 1), (1, 1)]
-    assert conv_as_tap_matmuls(x, k, (1, 1), pads).dtype == jnp.bfloat16
+    narrow = conv_as_tap_matmuls(x, k, (1, 1), pads)
+    assert narrow.dtype == jnp.bfloat16
     wide = conv_as_tap_matmuls(x, k, (1, 1), pads, preferred_element_type=jnp.float32)
     assert wide.dtype == jnp.float32
     reference = jax.lax.conv_general_dilated(x.astype(jnp.float32), k.astype(jnp.float32),
                                              (1, 1), pads, dimension_numbers=DN2)
     np.testing.assert_allclose(wide, reference, rtol=1e-5, atol=1e-5)
+    # The taps are summed in float32 and rounded once: within half a bfloat16 step.
+    np.testing.assert_allclose(narrow.astype(jnp.float32), reference, rtol=2**-8, atol=1e-6)
 
 
 def test_conv_layer_has_flax_parameters_and_output():

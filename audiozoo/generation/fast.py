@@ -14,6 +14,10 @@ one matmul at the end; the global conditioning is folded into the layer biases u
 
 Randomness is keyed by the absolute input position (fold_in(rng, t)), so a clip made in
 chunks equals the clip made in one go with the same key.
+
+Mixed precision: the ring buffers, the rearranged parameters and every step's arithmetic are
+in the net's `dtype` (the full pass's computation dtype); the logits come out in float32, as
+the full pass's do (`float32_logits`), and are sampled from in float32.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from audiozoo.audio.mulaw import linear_dequantize
 from audiozoo.generation.inputs import (check_lengths, conditioning, prime_codes, prime_tail,
                                        sampling_spec)
 from audiozoo.generation.sampling import Sampling, choose
+from audiozoo.models.wavenet import float32_logits
 
 
 class State(NamedTuple):
@@ -45,10 +50,12 @@ class State(NamedTuple):
     t: jax.Array
 
 
-def init_state(net, variables, batch_size: int = 1, dtype=jnp.float32) -> State:
-    """Empty buffers: the zeros the full forward pass pads the past with."""
+def init_state(net, variables, batch_size: int = 1, dtype=None) -> State:
+    """Empty buffers: the zeros the full forward pass pads the past with; in the net's
+    computation dtype unless `dtype` says otherwise."""
     del variables  # sizes come from the module's static structure
     check_lengths(1, batch_size)
+    dtype = net.dtype if dtype is None else dtype
     width = (batch_size, net.residual_channels)
     buffers = tuple(jnp.zeros(((net.kernel_size - 1) * d, *width), dtype)
                     for d in net.layer_dilations)
@@ -61,13 +68,22 @@ def state_bytes(state: State) -> int:
 
 
 def fast_params(net, variables, global_vector=None):
-    """`WaveNet.fast_params` with the global conditioning folded into the layer biases."""
-    packed = net.apply(variables, method=net.fast_params)
+    """`WaveNet.fast_params` in the net's dtype, with the global conditioning folded into the
+    layer biases."""
+    packed = _in_dtype(net.apply(variables, method=net.fast_params), net.dtype)
     if global_vector is not None:
         # [batch, layers, gate]: a per-row bias, the same at every step.
-        packed["bias"] = packed["bias"] + jnp.einsum("bd,ldg->blg", global_vector,
-                                                     packed.pop("global"))
+        packed["bias"] = packed["bias"] + jnp.einsum(
+            "bd,ldg->blg", global_vector.astype(net.dtype), packed.pop("global"))
     return packed
+
+
+def _in_dtype(packed, dtype):
+    """Every parameter cast once per clip to the computation dtype, but the logits' bias: the
+    output layer adds it in float32, as the full pass's `LogitsDense` does."""
+    out = packed.pop("out")
+    packed = jax.tree.map(lambda p: p.astype(dtype), packed)
+    return dict(packed, out={"kernel": out["kernel"].astype(dtype), "bias": out["bias"]})
 
 
 def step(net, variables, state: State, codes_t, *, global_cond=None, local_t=None):
@@ -202,7 +218,7 @@ def _step(net, params, state: State, code, local_t):
     bias, out_cond = params["bias"], None
     if local_t is not None:
         # One matmul projects this step's features for every layer (and the output stack).
-        local = local_t @ params["local"]
+        local = local_t.astype(bias.dtype) @ params["local"]
         layers, gate = bias.shape[-2:]
         bias = bias + local[:, :layers * gate].reshape(x.shape[0], layers, gate)
         if net.condition_output:
@@ -230,7 +246,8 @@ def _ring_taps(buffer, oldest, t, dilation, x):
     """Writes x at slot t, then reads the taps between the oldest and the present, oldest
     first: (updated buffer, [x[t - (k-1) d], ..., x[t - d], x[t]])."""
     kernel_size = buffer.shape[0] // dilation + 1
-    buffer = jax.lax.dynamic_update_index_in_dim(buffer, x, t % buffer.shape[0], 0)
+    buffer = jax.lax.dynamic_update_index_in_dim(buffer, x.astype(buffer.dtype),
+                                                 t % buffer.shape[0], 0)
     middle = [_read(buffer, t - m * dilation) for m in range(kernel_size - 2, 0, -1)]
     return buffer, [oldest, *middle, x]
 
@@ -238,7 +255,7 @@ def _ring_taps(buffer, oldest, t, dilation, x):
 def _embed(net, input_params, code):
     if net.output == "softmax":
         return input_params["embedding"][code]
-    value = linear_dequantize(code, net.num_classes)[:, None]
+    value = linear_dequantize(code, net.num_classes)[:, None].astype(input_params["kernel"].dtype)
     return value @ input_params["kernel"] + input_params["bias"]
 
 
@@ -246,7 +263,7 @@ def _output(params, skip, out_cond):
     hidden = jax.nn.relu(skip) @ params["hidden"]["kernel"] + params["hidden"]["bias"]
     if out_cond is not None:
         hidden = hidden + out_cond
-    return jax.nn.relu(hidden) @ params["out"]["kernel"] + params["out"]["bias"]
+    return float32_logits(jax.nn.relu(hidden), params["out"]["kernel"], params["out"]["bias"])
 
 
 def _read(buffer, position):

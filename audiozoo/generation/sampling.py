@@ -92,7 +92,9 @@ def voiced(net, logits, sampling: Sampling):
 
 
 def choose(net, key, logits, sampling: Sampling):
-    """Next codes int32 [batch] from one step's logits [batch, output_channels]."""
+    """Next codes int32 [batch] from one step's logits [batch, output_channels], drawn in
+    float32 whatever the logits' dtype."""
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
     temperature = _row_temperature(net, logits, sampling)
     if net.output == "mol":
         return _choose_mol(net, key, logits, temperature)

@@ -42,9 +42,27 @@ def model_class(name: str):
     return getattr(importlib.import_module(f"audiozoo.models.{module}"), attr)
 
 
+# model.dtype: the computation dtype; parameters stay float32 whatever it is. No float16: the
+# trainer has no loss scaling, and float16 gradients underflow without it.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(name: str):
+    """The jnp dtype a config's `model.dtype` names."""
+    if name not in COMPUTE_DTYPES:
+        raise ConfigError(f"model.dtype={name!r} is not a computation dtype; valid: "
+                          f"{', '.join(COMPUTE_DTYPES)}")
+    import jax.numpy as jnp  # here, so that importing the registry stays cheap
+
+    return getattr(jnp, name)
+
+
 def build_model(model_config):
-    """`model_config.name` picks the family; every other key is a constructor field."""
+    """`model_config.name` picks the family; every other key is a constructor field
+    (`dtype` by name: "float32" or "bfloat16")."""
     fields = dict(model_config)
+    if isinstance(fields.get("dtype"), str):
+        fields["dtype"] = compute_dtype(fields["dtype"])
     cls = model_class(fields.pop("name", None))
     # Variants are partials of a family class (ResNet50 = partial(ResNet, ...)).
     base = cls.func if isinstance(cls, functools.partial) else cls

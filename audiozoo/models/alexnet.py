@@ -16,9 +16,10 @@ down to 32 x 32 run.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
@@ -35,18 +36,19 @@ class AlexNet(nn.Module):
     num_classes: int = 1000
     dropout_rate: float = 0.5
     hidden: int = 4096
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, name="fc3")
+        self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="fc3")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = as_image(x)
+        x = as_image(x).astype(self.dtype)
         for i, (channels, kernel, stride, pad, pool) in enumerate(CONVS):
             x = Conv(channels, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                     name=f"conv{i + 1}")(x)
+                     dtype=self.dtype, name=f"conv{i + 1}")(x)
             x = nn.relu(x)
             if pool:
                 x = max_pool(x, 3, 2)
@@ -54,7 +56,7 @@ class AlexNet(nn.Module):
         # torchvision: Dropout -> Linear -> ReLU -> Dropout -> Linear -> ReLU -> Linear.
         for i in range(2):
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            x = nn.relu(nn.Dense(self.hidden, name=f"fc{i + 1}")(x))
+            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"fc{i + 1}")(x))
         return x
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

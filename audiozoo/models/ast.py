@@ -31,7 +31,7 @@ by `save_pretrained`; logits match `transformers` to ~1e-6 (tests/test_ast.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +92,7 @@ class AST(nn.Module):
     dropout: float = 0.0
     attention_dropout: float = 0.0
     layer_norm_eps: float = 1e-12
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     def grid(self, frames: int | None = None) -> tuple[int, int]:
         """(f_dim, t_dim) of the patch grid for `frames` (default `num_frames`)."""
@@ -106,17 +107,17 @@ class AST(nn.Module):
     def setup(self):
         self.patch_embed = Conv(self.hidden, (self.patch_size, self.patch_size),
                                 strides=(self.frequency_stride, self.time_stride),
-                                padding="VALID")
+                                padding="VALID", dtype=self.dtype)
         self.cls_token = self.param("cls_token", TOKEN_INIT, (1, 1, self.hidden))
         self.dist_token = self.param("dist_token", TOKEN_INIT, (1, 1, self.hidden))
         self.pos_embed = self.param("pos_embed", TOKEN_INIT,
                                     (1, NUM_SPECIAL_TOKENS + self.num_patches, self.hidden))
         self.encoder = Encoder(self.num_layers, self.num_heads, self.mlp_dim, self.dropout,
                                self.attention_dropout, layer_norm_eps=self.layer_norm_eps,
-                               layer_norm_first=True)
+                               layer_norm_first=True, dtype=self.dtype)
         if self.num_classes:
-            self.head_norm = nn.LayerNorm(epsilon=self.layer_norm_eps)
-            self.head = nn.Dense(self.num_classes)
+            self.head_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype)
+            self.head = nn.Dense(self.num_classes, dtype=self.dtype)
 
     def _check_input(self, x: jax.Array) -> None:
         if x.ndim != 3 or x.shape[2] != self.num_mel_bins:
@@ -135,13 +136,15 @@ class AST(nn.Module):
     def embed(self, x: jax.Array) -> jax.Array:
         """fbank [batch, frames, mel] -> tokens [batch, 2 + patches, hidden] with positions."""
         self._check_input(x)
+        x = x.astype(self.dtype)
         image = jnp.swapaxes(x, 1, 2)[..., None]  # [batch, mel, frames, 1]: frequency first
         patches = self.patch_embed(image)  # [batch, f_dim, t_dim, hidden]
         patches = patches.reshape(x.shape[0], -1, self.hidden)  # frequency-major order
-        special = jnp.concatenate([self.cls_token, self.dist_token], axis=1)
+        special = jnp.concatenate([self.cls_token, self.dist_token], axis=1).astype(self.dtype)
         special = jnp.broadcast_to(special, (x.shape[0], NUM_SPECIAL_TOKENS, self.hidden))
         tokens = jnp.concatenate([special, patches], axis=1)
-        return tokens + self.position_embeddings(x.shape[1])
+        # Positions are resampled in float32, then rounded once.
+        return tokens + self.position_embeddings(x.shape[1]).astype(self.dtype)
 
     def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
         """The encoder's last hidden state [batch, 2 + patches, hidden] (after its LayerNorm)."""

@@ -15,9 +15,16 @@ reads the codes shifted right by one (the first input is the code of silence, ex
 generation starts), so logits[:, t] predicts codes[:, t] and is conditioned on the frame
 holding t. Decoding with `audiozoo.generation` uses `model.decoder_net` on
 `{"params": params["decoder"]}` with the latent as its local conditioning.
+
+Mixed precision: `dtype` is the computation dtype of the encoder and the decoder (passed to
+`decoder_net`, so generation runs in it too); the parameters stay float32, the logits come
+out in float32 (see `audiozoo.models.wavenet`), and the VQ bottleneck's distances and losses
+are float32 whatever `dtype` is. The latent the decoder reads is in `dtype`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +65,8 @@ class WaveNetAutoencoder(nn.Module):
     gate_channels: int = 1024
     skip_channels: int = 256
     upsample: str = "repeat"
+    # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
+    dtype: Any = jnp.float32
 
     # ---- static structure -------------------------------------------------------------
     @property
@@ -77,13 +86,14 @@ class WaveNetAutoencoder(nn.Module):
             kernel_size=self.kernel_size, residual_channels=self.residual_channels,
             gate_channels=self.gate_channels, skip_channels=self.skip_channels,
             num_classes=self.num_classes, local_channels=self.latent_width,
-            upsample_scales=(self.hop_length,), upsample=self.upsample, condition_output=True)
+            upsample_scales=(self.hop_length,), upsample=self.upsample, condition_output=True,
+            dtype=self.dtype)
 
     @property
     def encoder_net(self) -> DilatedEncoder:
         out = self.num_codes if self.bottleneck == "argmax" else self.latent_channels
         return DilatedEncoder(self.encoder_layers, self.encoder_stacks, self.encoder_kernel,
-                              self.encoder_channels, out, self.hop_length)
+                              self.encoder_channels, out, self.hop_length, dtype=self.dtype)
 
     @property
     def receptive_field(self) -> int:
@@ -120,10 +130,10 @@ class WaveNetAutoencoder(nn.Module):
         if codes.ndim != 2:
             raise ValueError(f"codes must be [batch, time], got shape {codes.shape}")
         if self.encoder_input == "one_hot":
-            x = jax.nn.one_hot(codes, self.num_classes)
+            x = jax.nn.one_hot(codes, self.num_classes, dtype=self.dtype)
         else:  # mu-law classes as values in [-1, 1), as the NSynth encoder reads them
             x = (codes.astype(jnp.float32) / (self.num_classes / 2) - 1.0)[..., None]
-        return self.encoder(x)
+        return self.encoder(x.astype(self.dtype))
 
     def bottleneck_out(self, codes, train: bool = False) -> BottleneckOutput:
         """The latent the decoder reads (`quantized`), with codes and statistics."""
@@ -138,7 +148,8 @@ class WaveNetAutoencoder(nn.Module):
                                 loss=zero, perplexity=zero, usage=zero)
 
     def latent_of_codes(self, codes):
-        """Discrete codes [batch, frames] -> the latent the decoder reads for them."""
+        """Discrete codes [batch, frames] -> the latent the decoder reads for them (in dtype,
+        as `quantize` gives it)."""
         if not self.discrete:
             raise ValueError("this autoencoder has a continuous latent: there are no codes")
-        return self.quantizer.decode(codes)
+        return self.quantizer.decode(codes).astype(self.dtype)

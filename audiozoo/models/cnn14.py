@@ -19,9 +19,10 @@ returns, but feeds the classifier the undropped one; so does this module).
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
@@ -37,13 +38,14 @@ class ConvBlock(nn.Module):
 
     features: int
     pool: int = 2
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for i in (1, 2):
             x = Conv(self.features, (3, 3), padding=[(1, 1)] * 2, use_bias=False,
-                     kernel_init=INIT, name=f"conv{i}")(x)
-            x = nn.relu(batch_norm(train, name=f"bn{i}")(x))
+                     kernel_init=INIT, dtype=self.dtype, name=f"conv{i}")(x)
+            x = nn.relu(batch_norm(train, dtype=self.dtype, name=f"bn{i}")(x))
         return avg_pool(x, self.pool) if self.pool > 1 else x
 
 
@@ -55,24 +57,30 @@ class Cnn14(nn.Module):
     embedding_dim: int = 2048
     block_dropout: float = 0.2
     head_dropout: float = 0.5
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, kernel_init=INIT, name="fc_audioset")
+        self.head = nn.Dense(self.num_classes, kernel_init=INIT, dtype=self.dtype,
+                             name="fc_audioset")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         # [batch, frames, mels, 1]: normalising over axis 2 gives one mean/var per mel bin.
-        x = batch_norm(train, axis=2, name="bn0")(as_image(x))
+        # bn0 reads the float32 features and returns self.dtype: PANNs feeds it unnormalised
+        # dB, a large offset per bin that bfloat16 would round before the mean is subtracted.
+        x = batch_norm(train, axis=2, dtype=self.dtype, name="bn0")(as_image(x))
         last = len(self.channels) - 1
         for i, width in enumerate(self.channels):
-            x = ConvBlock(width, pool=1 if i == last else 2, name=f"conv_block{i + 1}")(x, train)
+            x = ConvBlock(width, pool=1 if i == last else 2, dtype=self.dtype,
+                          name=f"conv_block{i + 1}")(x, train)
             x = nn.Dropout(self.block_dropout, deterministic=not train)(x)
         x = x.mean(axis=2)                      # over frequency -> [batch, frames, channels]
         x = x.max(axis=1) + x.mean(axis=1)      # max + mean over time
         x = nn.Dropout(self.head_dropout, deterministic=not train)(x)
-        return nn.relu(nn.Dense(self.embedding_dim, kernel_init=INIT, name="fc1")(x))
+        return nn.relu(nn.Dense(self.embedding_dim, kernel_init=INIT, dtype=self.dtype,
+                                name="fc1")(x))
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train))

@@ -17,7 +17,7 @@ count is torchvision's minus 2 * 64 * 7 * 7. The transitions' 2 x 2 average pool
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +30,15 @@ from audiozoo.nn.pooling import as_image, avg_pool, global_avg_pool, max_pool
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
-def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, name=name)
+def conv(features: int, kernel: int, stride: int = 1, name: str | None = None, *,
+         dtype: Any = jnp.float32) -> nn.Conv:
+    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, dtype=dtype, name=name)
+
+
+def _layers(train: bool, dtype: Any):
+    """(conv, batch norm) factories computing in `dtype`."""
+    return (functools.partial(conv, dtype=dtype),
+            functools.partial(batch_norm, train, dtype=dtype))
 
 
 class DenseLayer(nn.Module):
@@ -40,12 +47,13 @@ class DenseLayer(nn.Module):
     growth_rate: int
     bn_size: int
     dropout_rate: float = 0.0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = conv(self.bn_size * self.growth_rate, 1, name="conv1")(
-            nn.relu(batch_norm(train, name="norm1")(x)))
-        y = conv(self.growth_rate, 3, name="conv2")(nn.relu(batch_norm(train, name="norm2")(y)))
+        cv, bn = _layers(train, self.dtype)
+        y = cv(self.bn_size * self.growth_rate, 1, name="conv1")(nn.relu(bn(name="norm1")(x)))
+        y = cv(self.growth_rate, 3, name="conv2")(nn.relu(bn(name="norm2")(y)))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
         return jnp.concatenate([x, y], axis=-1)
 
@@ -54,10 +62,12 @@ class Transition(nn.Module):
     """BN-ReLU-1x1 conv to `features` channels -> 2 x 2 average pool."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = conv(self.features, 1, name="conv")(nn.relu(batch_norm(train, name="norm")(x)))
+        cv, bn = _layers(train, self.dtype)
+        x = cv(self.features, 1, name="conv")(nn.relu(bn(name="norm")(x)))
         return avg_pool(x, 2)
 
 
@@ -71,25 +81,27 @@ class DenseNet(nn.Module):
     bn_size: int = 4
     compression: float = 0.5
     dropout_rate: float = 0.0
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
         self.head = nn.Dense(self.num_classes, bias_init=nn.initializers.zeros,
-                             name="classifier")
+                             dtype=self.dtype, name="classifier")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = conv(self.num_init_features, 7, 2, "conv0")(as_image(x))
-        x = max_pool(nn.relu(batch_norm(train, name="norm0")(x)), 3, 2, padding=1)
+        cv, bn = _layers(train, self.dtype)
+        x = cv(self.num_init_features, 7, 2, "conv0")(as_image(x).astype(self.dtype))
+        x = max_pool(nn.relu(bn(name="norm0")(x)), 3, 2, padding=1)
         for b, num_layers in enumerate(self.block_config):
             for i in range(num_layers):
                 x = DenseLayer(self.growth_rate, self.bn_size, self.dropout_rate,
-                               name=f"block{b + 1}_layer{i + 1}")(x, train)
+                               dtype=self.dtype, name=f"block{b + 1}_layer{i + 1}")(x, train)
             if b < len(self.block_config) - 1:
-                x = Transition(int(x.shape[-1] * self.compression),
+                x = Transition(int(x.shape[-1] * self.compression), dtype=self.dtype,
                                name=f"transition{b + 1}")(x, train)
-        return global_avg_pool(nn.relu(batch_norm(train, name="norm5")(x)))
+        return global_avg_pool(nn.relu(bn(name="norm5")(x)))
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train))

@@ -22,12 +22,17 @@ Both networks take `num_blocks` (static): the blocks a training stage has grown 
 `resolutions`; outputs and inputs are always at the final size, as in magenta, so one
 parameter tree (created with every block) serves every stage. Start shapes: (2, 16) with 7
 resolutions gives 128 x 1024 ("+H", nfft 2048); (4, 8) gives 256 x 512 (nfft 1024).
+
+Mixed precision: `dtype` is the computation dtype of every layer; the parameters stay float32.
+Both networks return float32 (images to de-normalise and invert, logits for the losses), and
+the pixel norm's and minibatch stddev's statistics are float32 whatever `dtype` is.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +73,7 @@ class _Shape(nn.Module):
     fmap_base: int = 4096
     fmap_max: int = 256
     kernel_size: int = 3
-    dtype: jnp.dtype = jnp.float32
+    dtype: Any = jnp.float32  # computation; the parameters stay float32
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
@@ -119,9 +124,12 @@ class Generator(_Shape):
         return pixel_norm(nn.leaky_relu(y, LEAKY_SLOPE))
 
     def _to_rgb(self, x, block, progress):
+        """This block's weighted share of the output, in float32 (the fade-in sum and the
+        output images are float32 whatever the computation dtype)."""
         rgb = EqualizedConv(self.channels, (1, 1), slope=1.0, dtype=self.dtype,
                             name=f"block_{block}_to_rgb")(x)
-        return generator_alpha(block, progress) * upscale(jnp.tanh(rgb), 2 ** (self.resolutions - block))
+        rgb = upscale(jnp.tanh(rgb).astype(jnp.float32), 2 ** (self.resolutions - block))
+        return generator_alpha(block, progress) * rgb
 
 
 class Discriminator(_Shape):
@@ -140,13 +148,15 @@ class Discriminator(_Shape):
         for block in range(active, 1, -1):
             y = self._layer(y, self.nf(block), name=f"block_{block}_conv0")
             y = downscale(self._layer(y, self.nf(block - 1), name=f"block_{block}_conv1"), 2)
-            alpha = discriminator_alpha(block - 1, progress)
+            # The fade-in weight in dtype, so the blend does not promote y to float32.
+            alpha = jnp.asarray(discriminator_alpha(block - 1, progress), self.dtype)
             y = alpha * self._from_rgb(x, block - 1) + (1.0 - alpha) * y
         y = minibatch_stddev(y)
         y = self._layer(y, self.nf(1), name="block_1_conv0")
         y = self._layer(y, self.nf(0), self.start_shape, "VALID", "block_1_conv1")
         logit = EqualizedDense(1, dtype=self.dtype, name="logits")(y)[:, 0]
         pitch_logits = EqualizedDense(self.num_pitches, dtype=self.dtype, name="pitch_logits")(y)
+        # float32 logits: they feed the losses (Wasserstein, drift, pitch cross-entropy).
         return logit.astype(jnp.float32), pitch_logits.astype(jnp.float32)
 
     def _layer(self, x, features, kernel=None, padding="SAME", name=None):

@@ -16,7 +16,8 @@ count is torchvision's (aux_logits=False) minus 2 * 64 * 7 * 7.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,12 +51,14 @@ class BasicConv(nn.Module):
     features: int
     kernel: int
     stride: int = 1
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = torch_conv(self.features, self.kernel, self.stride, kernel_init=INIT, name="conv")(x)
+        x = torch_conv(self.features, self.kernel, self.stride, kernel_init=INIT,
+                       dtype=self.dtype, name="conv")(x)
         # torchvision's GoogLeNet uses eps 1e-3 here.
-        x = batch_norm(train, epsilon=1e-3, name="bn")(x)
+        x = batch_norm(train, epsilon=1e-3, dtype=self.dtype, name="bn")(x)
         return nn.relu(x)
 
 
@@ -69,16 +72,18 @@ class InceptionModule(nn.Module):
     ch5x5: int
     pool_proj: int
     branch3_kernel: int = 3
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        b1 = BasicConv(self.ch1x1, 1, name="branch1")(x, train)
-        b2 = BasicConv(self.ch3x3red, 1, name="branch2_reduce")(x, train)
-        b2 = BasicConv(self.ch3x3, 3, name="branch2")(b2, train)
-        b3 = BasicConv(self.ch5x5red, 1, name="branch3_reduce")(x, train)
-        b3 = BasicConv(self.ch5x5, self.branch3_kernel, name="branch3")(b3, train)
+        conv = functools.partial(BasicConv, dtype=self.dtype)
+        b1 = conv(self.ch1x1, 1, name="branch1")(x, train)
+        b2 = conv(self.ch3x3red, 1, name="branch2_reduce")(x, train)
+        b2 = conv(self.ch3x3, 3, name="branch2")(b2, train)
+        b3 = conv(self.ch5x5red, 1, name="branch3_reduce")(x, train)
+        b3 = conv(self.ch5x5, self.branch3_kernel, name="branch3")(b3, train)
         b4 = max_pool(x, 3, 1, padding=1, ceil_mode=True)
-        b4 = BasicConv(self.pool_proj, 1, name="branch4")(b4, train)
+        b4 = conv(self.pool_proj, 1, name="branch4")(b4, train)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -88,21 +93,23 @@ class InceptionV1(nn.Module):
     num_classes: int = 1000
     dropout_rate: float = 0.2
     branch3_kernel: int = 3
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, kernel_init=INIT, name="fc")
+        self.head = nn.Dense(self.num_classes, kernel_init=INIT, dtype=self.dtype, name="fc")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = BasicConv(64, 7, 2, name="conv1")(as_image(x), train)
+        conv = functools.partial(BasicConv, dtype=self.dtype)
+        x = conv(64, 7, 2, name="conv1")(as_image(x).astype(self.dtype), train)
         x = max_pool(x, 3, 2, ceil_mode=True)
-        x = BasicConv(64, 1, name="conv2")(x, train)
-        x = BasicConv(192, 3, name="conv3")(x, train)
+        x = conv(64, 1, name="conv2")(x, train)
+        x = conv(192, 3, name="conv3")(x, train)
         x = max_pool(x, 3, 2, ceil_mode=True)
         for key, widths in MODULES.items():
-            x = InceptionModule(*widths, branch3_kernel=self.branch3_kernel,
+            x = InceptionModule(*widths, branch3_kernel=self.branch3_kernel, dtype=self.dtype,
                                 name=f"inception{key}")(x, train)
             if key in POOL_AFTER:
                 x = max_pool(x, POOL_AFTER[key], 2, ceil_mode=True)

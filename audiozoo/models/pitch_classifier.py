@@ -56,7 +56,7 @@ class PitchClassifier(nn.Module):
     channels: Sequence[int] = CHANNELS
     hidden: int = 1024
     negative_slope: float = 0.1
-    dtype: Any = jnp.float32
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmag"
 
@@ -90,5 +90,4 @@ class PitchClassifier(nn.Module):
         h = self.hidden_norm(self.hidden_layer(self.features(x, train)),
                              use_running_average=not train)
         h = nn.leaky_relu(h, self.negative_slope)
-        logits = self.logits_norm(self.logits_layer(h), use_running_average=not train)
-        return logits.astype(jnp.float32)
+        return self.logits_norm(self.logits_layer(h), use_running_average=not train)

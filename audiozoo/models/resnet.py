@@ -21,6 +21,7 @@ import functools
 from typing import Any, ClassVar, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.layers import batch_norm, torch_conv
@@ -30,8 +31,9 @@ from audiozoo.nn.pooling import as_image, global_avg_pool, max_pool
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, name=name)
+def conv(features: int, kernel: int, stride: int = 1, name: str | None = None, *,
+         dtype: Any = jnp.float32) -> nn.Conv:
+    return torch_conv(features, kernel, stride, kernel_init=CONV_INIT, dtype=dtype, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -39,13 +41,15 @@ class BasicBlock(nn.Module):
 
     filters: int
     stride: int = 1
+    dtype: Any = jnp.float32
     expansion: ClassVar[int] = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = nn.relu(batch_norm(train, name="bn1")(conv(self.filters, 3, self.stride, "conv1")(x)))
-        y = batch_norm(train, name="bn2")(conv(self.filters, 3, name="conv2")(y))
-        return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train))
+        cv, bn = _layers(train, self.dtype)
+        y = nn.relu(bn(name="bn1")(cv(self.filters, 3, self.stride, "conv1")(x)))
+        y = bn(name="bn2")(cv(self.filters, 3, name="conv2")(y))
+        return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train, self.dtype))
 
 
 class Bottleneck(nn.Module):
@@ -53,24 +57,34 @@ class Bottleneck(nn.Module):
 
     filters: int
     stride: int = 1
+    dtype: Any = jnp.float32
     expansion: ClassVar[int] = 4
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = nn.relu(batch_norm(train, name="bn1")(conv(self.filters, 1, name="conv1")(x)))
-        y = nn.relu(batch_norm(train, name="bn2")(conv(self.filters, 3, self.stride, "conv2")(y)))
-        y = batch_norm(train, name="bn3")(conv(self.filters * self.expansion, 1, name="conv3")(y))
-        return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train))
+        cv, bn = _layers(train, self.dtype)
+        y = nn.relu(bn(name="bn1")(cv(self.filters, 1, name="conv1")(x)))
+        y = nn.relu(bn(name="bn2")(cv(self.filters, 3, self.stride, "conv2")(y)))
+        y = bn(name="bn3")(cv(self.filters * self.expansion, 1, name="conv3")(y))
+        return nn.relu(y + shortcut(x, y.shape[-1], self.stride, train, self.dtype))
 
 
-def shortcut(x: jax.Array, features: int, stride: int, train: bool) -> jax.Array:
+def _layers(train: bool, dtype: Any):
+    """(conv, batch norm) factories computing in `dtype`."""
+    return (functools.partial(conv, dtype=dtype),
+            functools.partial(batch_norm, train, dtype=dtype))
+
+
+def shortcut(x: jax.Array, features: int, stride: int, train: bool,
+             dtype: Any = jnp.float32) -> jax.Array:
     """Identity when shapes agree, else a strided 1x1 conv + BN ("downsample" in torchvision).
 
     Called from inside a block's compact method, so its layers belong to that block.
     """
     if stride == 1 and x.shape[-1] == features:
         return x
-    return batch_norm(train, name="downsample_bn")(conv(features, 1, stride, "downsample_conv")(x))
+    cv, bn = _layers(train, dtype)
+    return bn(name="downsample_bn")(cv(features, 1, stride, "downsample_conv")(x))
 
 
 class ResNet(nn.Module):
@@ -80,21 +94,23 @@ class ResNet(nn.Module):
     block: Any = BasicBlock
     num_classes: int = 1000
     num_filters: int = 64
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, name="fc")
+        self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="fc")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = conv(self.num_filters, 7, 2, "conv1")(as_image(x))
-        x = nn.relu(batch_norm(train, name="bn1")(x))
+        cv, bn = _layers(train, self.dtype)
+        x = cv(self.num_filters, 7, 2, "conv1")(as_image(x).astype(self.dtype))
+        x = nn.relu(bn(name="bn1")(x))
         x = max_pool(x, 3, 2, padding=1)
         for stage, num_blocks in enumerate(self.stage_sizes):
             for i in range(num_blocks):
                 stride = 2 if stage > 0 and i == 0 else 1
-                x = self.block(self.num_filters * 2**stage, stride,
+                x = self.block(self.num_filters * 2**stage, stride, dtype=self.dtype,
                                name=f"layer{stage + 1}_{i}")(x, train)
         return global_avg_pool(x)
 

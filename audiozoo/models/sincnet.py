@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,10 +53,12 @@ def _uniform_bias(fan_in: int):
 
 class StdLayerNorm(nn.Module):
     """The reference's layer norm: gamma * (x - mean) / (std + epsilon) + beta, unbiased std
-    over `axis`, and per-element gamma, beta over all non-batch axes."""
+    over `axis`, and per-element gamma, beta over all non-batch axes. Computed in float32,
+    returned in `dtype`."""
 
     axis: int = -1
     epsilon: float = 1e-6
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -71,9 +73,10 @@ class StdLayerNorm(nn.Module):
                 )
         scale = self.param("scale", nn.initializers.ones, shape)
         bias = self.param("bias", nn.initializers.zeros, shape)
+        x = x.astype(jnp.float32)
         mean = x.mean(self.axis, keepdims=True)
         std = jnp.std(x, axis=self.axis, ddof=1, keepdims=True)
-        return scale * (x - mean) / (std + self.epsilon) + bias
+        return (scale * (x - mean) / (std + self.epsilon) + bias).astype(self.dtype)
 
 
 class SincNet(nn.Module):
@@ -98,27 +101,29 @@ class SincNet(nn.Module):
     input_layer_norm: bool = True
     dnn_input_layer_norm: bool = True
     layer_norm_epsilon: float = 1e-6
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     def setup(self):
         self._check_fields()
-        eps = self.layer_norm_epsilon
-        self.input_norm = StdLayerNorm(-1, eps) if self.input_layer_norm else None
+        eps, dtype = self.layer_norm_epsilon, self.dtype
+        self.input_norm = StdLayerNorm(-1, eps, dtype) if self.input_layer_norm else None
         self.sinc = SincConv(self.sinc_filters, self.sinc_kernel_size, self.sample_rate,
-                             self.min_low_hz, self.min_band_hz)
+                             self.min_low_hz, self.min_band_hz, dtype)
         in_channels = (self.sinc_filters, *self.conv_features[:-1])
         self.convs = [
             Conv(f, (k,), padding="VALID", kernel_init=_conv_init,
-                 bias_init=_uniform_bias(c * k))
+                 bias_init=_uniform_bias(c * k), dtype=dtype)
             for f, k, c in zip(self.conv_features, self.conv_kernel_sizes, in_channels)
         ]
         # Normalise each channel over time, as the reference does ([batch, time, channels]).
-        self.conv_norms = [StdLayerNorm(1, eps) for _ in self.pool_sizes]
+        self.conv_norms = [StdLayerNorm(1, eps, dtype) for _ in self.pool_sizes]
         self.conv_drop = nn.Dropout(self.conv_dropout)
-        self.dnn_input_norm = StdLayerNorm(-1, eps) if self.dnn_input_layer_norm else None
-        self.dense = [nn.Dense(f, kernel_init=_dense_init) for f in self.dnn_features]
-        self.batch_norms = [nn.BatchNorm(momentum=0.9, epsilon=1e-5) for _ in self.dnn_features]
+        self.dnn_input_norm = StdLayerNorm(-1, eps, dtype) if self.dnn_input_layer_norm else None
+        self.dense = [nn.Dense(f, kernel_init=_dense_init, dtype=dtype) for f in self.dnn_features]
+        self.batch_norms = [nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype)
+                            for _ in self.dnn_features]
         self.dnn_drop = nn.Dropout(self.dnn_dropout)
-        self.classifier = nn.Dense(self.num_classes, kernel_init=_dense_init)
+        self.classifier = nn.Dense(self.num_classes, kernel_init=_dense_init, dtype=dtype)
 
     def _check_fields(self):
         if len(self.conv_features) != len(self.conv_kernel_sizes):
@@ -156,8 +161,10 @@ class SincNet(nn.Module):
         """[batch, samples] -> flattened conv features [batch, channels * time]."""
         x = jnp.asarray(x, jnp.float32)
         self._check_input(x)
+        # The input norm reads the float32 waveform; everything after it runs in self.dtype.
         if self.input_norm is not None:
             x = self.input_norm(x)
+        x = x.astype(self.dtype)
         # |.| after the sinc layer only: a band-pass output oscillates around zero, so the
         # pool then keeps its envelope.
         layers = [lambda h: jnp.abs(self.sinc(h)), *self.convs]
@@ -179,7 +186,7 @@ class SincNet(nn.Module):
         return x
 
     def __call__(self, x, train: bool = False):
-        """Waveforms [batch, samples] -> speaker logits [batch, num_classes] (float32)."""
+        """Waveforms [batch, samples] -> speaker logits [batch, num_classes] (in `dtype`)."""
         return self.classifier(self.features(x, train))
 
 

@@ -21,7 +21,8 @@ the two orders differ, so logits are not an affine function of `features`).
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -45,13 +46,14 @@ class Fire(nn.Module):
     squeeze: int
     expand1x1: int
     expand3x3: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(Conv(self.squeeze, (1, 1), kernel_init=CONV_INIT, name="squeeze")(x))
-        e1 = Conv(self.expand1x1, (1, 1), kernel_init=CONV_INIT, name="expand1x1")(x)
-        e3 = Conv(self.expand3x3, (3, 3), padding=[(1, 1)] * 2, kernel_init=CONV_INIT,
-                  name="expand3x3")(x)
+        conv = functools.partial(Conv, kernel_init=CONV_INIT, dtype=self.dtype)
+        x = nn.relu(conv(self.squeeze, (1, 1), name="squeeze")(x))
+        e1 = conv(self.expand1x1, (1, 1), name="expand1x1")(x)
+        e3 = conv(self.expand3x3, (3, 3), padding=[(1, 1)] * 2, name="expand3x3")(x)
         return nn.relu(jnp.concatenate([e1, e3], axis=-1))
 
 
@@ -61,22 +63,24 @@ class SqueezeNet1_1(nn.Module):  # noqa: N801 - torchvision's name
     num_classes: int = 1000
     dropout_rate: float = 0.5
     final_relu: bool = True
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
         self.classifier_dropout = nn.Dropout(self.dropout_rate)
         self.final_conv = Conv(self.num_classes, (1, 1),
-                               kernel_init=nn.initializers.normal(0.01), name="final_conv")
+                               kernel_init=nn.initializers.normal(0.01), dtype=self.dtype,
+                               name="final_conv")
 
     @nn.compact
     def feature_map(self, x: jax.Array, train: bool = False) -> jax.Array:
         """The last Fire module's output [batch, h, w, 512]."""
-        x = Conv(64, (3, 3), (2, 2), padding="VALID", kernel_init=CONV_INIT,
-                 name="conv1")(as_image(x))
+        x = Conv(64, (3, 3), (2, 2), padding="VALID", kernel_init=CONV_INIT, dtype=self.dtype,
+                 name="conv1")(as_image(x).astype(self.dtype))
         x = max_pool(nn.relu(x), 3, 2, ceil_mode=True)
         for i, widths in enumerate(FIRES):
-            x = Fire(*widths, name=f"fire{i + 2}")(x)
+            x = Fire(*widths, dtype=self.dtype, name=f"fire{i + 2}")(x)
             if i in POOL_AFTER_FIRE:
                 x = max_pool(x, 3, 2, ceil_mode=True)
         return x

@@ -16,9 +16,10 @@ count is torchvision's minus 2 * 64 * 3 * 3. A 2 x 2 pool over a 1-wide map keep
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.layers import batch_norm, torch_conv
@@ -42,15 +43,17 @@ class VGG(nn.Module):
     batch_norm: bool = False
     dropout_rate: float = 0.5
     hidden: int = 4096
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, kernel_init=DENSE_INIT, name="fc3")
+        self.head = nn.Dense(self.num_classes, kernel_init=DENSE_INIT, dtype=self.dtype,
+                             name="fc3")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = as_image(x)
+        x = as_image(x).astype(self.dtype)
         conv_index = 0
         for layer in self.layers:
             if layer == "M":
@@ -58,14 +61,15 @@ class VGG(nn.Module):
                 continue
             conv_index += 1
             x = torch_conv(int(layer), 3, kernel_init=CONV_INIT, use_bias=True,
-                           name=f"conv{conv_index}")(x)
+                           dtype=self.dtype, name=f"conv{conv_index}")(x)
             if self.batch_norm:
-                x = batch_norm(train, name=f"bn{conv_index}")(x)
+                x = batch_norm(train, dtype=self.dtype, name=f"bn{conv_index}")(x)
             x = nn.relu(x)
         x = flatten_chw(adaptive_avg_pool(x, 7))
         # torchvision: Linear -> ReLU -> Dropout -> Linear -> ReLU -> Dropout -> Linear.
         for i in range(2):
-            x = nn.relu(nn.Dense(self.hidden, kernel_init=DENSE_INIT, name=f"fc{i + 1}")(x))
+            x = nn.relu(nn.Dense(self.hidden, kernel_init=DENSE_INIT, dtype=self.dtype,
+                                 name=f"fc{i + 1}")(x))
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return x
 

@@ -81,17 +81,19 @@ class ConvLayer(nn.Module):
     stride: int
     use_bias: bool = False
     norm: str | None = None  # "group", "layer" or None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = Conv(self.features, (self.kernel_size,), strides=(self.stride,), padding="VALID",
-                 use_bias=self.use_bias, name="conv",
+                 use_bias=self.use_bias, dtype=self.dtype, name="conv",
                  kernel_init=nn.initializers.variance_scaling(2.0, "fan_in", "normal"))(x)
         if self.norm == "group":
             # One group per channel: each channel is normalised over time, per utterance.
-            x = nn.GroupNorm(num_groups=self.features, epsilon=CONV_NORM_EPS, name="layer_norm")(x)
+            x = nn.GroupNorm(num_groups=self.features, epsilon=CONV_NORM_EPS, dtype=self.dtype,
+                             name="layer_norm")(x)
         elif self.norm == "layer":
-            x = nn.LayerNorm(epsilon=CONV_NORM_EPS, name="layer_norm")(x)
+            x = nn.LayerNorm(epsilon=CONV_NORM_EPS, dtype=self.dtype, name="layer_norm")(x)
         return gelu(x)
 
 
@@ -103,14 +105,20 @@ class FeatureEncoder(nn.Module):
     conv_stride: Sequence[int]
     conv_bias: bool = False
     norm: str = "group"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, waveform: jax.Array) -> jax.Array:
-        x = waveform[..., None]
+        # The whole encoder runs in self.dtype, as in fairseq's fp16 training: rounding the
+        # waveform costs a relative error (about 55 dB SNR in bfloat16, at any level), the
+        # first conv sums only kernel-size products and its norm takes float32 statistics.
+        # Zero-mean unit-variance scaling (do_normalize) is the caller's, in float32.
+        x = waveform.astype(self.dtype)[..., None]
         for i, (dim, k, s) in enumerate(zip(self.conv_dim, self.conv_kernel, self.conv_stride)):
             # "group": GroupNorm on the first layer only (BASE); "layer": after every conv.
             norm = self.norm if self.norm == "layer" or i == 0 else None
-            x = ConvLayer(dim, k, s, self.conv_bias, norm, name=f"conv_layers_{i}")(x)
+            x = ConvLayer(dim, k, s, self.conv_bias, norm, self.dtype,
+                          name=f"conv_layers_{i}")(x)
         return x
 
 
@@ -121,12 +129,13 @@ class FeatureProjection(nn.Module):
     features: int
     dropout: float = 0.0
     layer_norm_eps: float = 1e-5
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-        normed = nn.LayerNorm(epsilon=self.layer_norm_eps, name="layer_norm")(x)
+        normed = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm")(x)
         fan_in = x.shape[-1]
-        hidden = nn.Dense(self.features, name="projection",
+        hidden = nn.Dense(self.features, dtype=self.dtype, name="projection",
                           kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
                           bias_init=_uniform(1 / math.sqrt(fan_in)))(normed)
         return nn.Dropout(self.dropout, deterministic=not train)(hidden), normed
@@ -146,6 +155,7 @@ class PositionalConvEmbedding(nn.Module):
 
     kernel_size: int = 128
     groups: int = 16
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -158,11 +168,12 @@ class PositionalConvEmbedding(nn.Module):
         # g starts at |v| so the initial weight is v itself, as torch's weight_norm does.
         g = self.param("weight_g", lambda _: jnp.linalg.norm(v, axis=(1, 2)))
         bias = self.param("bias", nn.initializers.zeros, (dim,))
-        weight = weight_norm(g, v)
+        weight = weight_norm(g, v)  # in float32, then rounded once
         y = jax.lax.conv_general_dilated(
-            x, weight.astype(x.dtype), window_strides=(1,), padding=[(k // 2, k // 2)],
-            dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=self.groups)
-        y = y + bias.astype(x.dtype)
+            x.astype(self.dtype), weight.astype(self.dtype), window_strides=(1,),
+            padding=[(k // 2, k // 2)], dimension_numbers=("NWC", "WIO", "NWC"),
+            feature_group_count=self.groups)
+        y = y + bias.astype(self.dtype)
         if k % 2 == 0:
             y = y[:, :-1]  # "SamePad": symmetric padding of an even kernel adds one frame
         return gelu(y)
@@ -282,6 +293,7 @@ class Wav2Vec2Fields(nn.Module):
     mask_feature_min_masks: int = 0
     # Gradient into the feature encoder times this (section 4.2 of the paper uses 0.1).
     feature_grad_mult: float = 1.0
+    dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     def backbone_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BACKBONE_FIELDS}
@@ -314,21 +326,23 @@ class Wav2Vec2(Wav2Vec2Fields):
                              f"{len(self.conv_dim)}, {len(self.conv_kernel)}, {len(self.conv_stride)}")
         self.feature_extractor = FeatureEncoder(tuple(self.conv_dim), tuple(self.conv_kernel),
                                                 tuple(self.conv_stride), self.conv_bias,
-                                                self.feat_extract_norm)
+                                                self.feat_extract_norm, self.dtype)
         self.feature_projection = FeatureProjection(self.hidden, self.feat_proj_dropout,
-                                                    self.layer_norm_eps)
+                                                    self.layer_norm_eps, self.dtype)
         if self.has_mask_embedding:
             self.masked_spec_embed = self.param("masked_spec_embed", _unit_uniform,
                                                 (self.hidden,))
         self.pos_conv_embed = PositionalConvEmbedding(self.num_conv_pos_embeddings,
-                                                      self.num_conv_pos_embedding_groups)
+                                                      self.num_conv_pos_embedding_groups,
+                                                      self.dtype)
         # Attention dropout, activation dropout, LayerDrop and both LN placements are the
         # shared encoder's; the positional convolution runs before it.
         self.encoder = Encoder(
             num_layers=self.num_layers, num_heads=self.num_heads, mlp_dim=self.intermediate,
             dropout=self.hidden_dropout, attention_dropout=self.attention_dropout,
             activation_dropout=self.activation_dropout, layer_drop=self.layerdrop,
-            layer_norm_eps=self.layer_norm_eps, layer_norm_first=self.do_stable_layer_norm)
+            layer_norm_eps=self.layer_norm_eps, layer_norm_first=self.do_stable_layer_norm,
+            dtype=self.dtype)
 
     def __call__(self, waveform: jax.Array, train: bool = False,
                  mask_time_indices: jax.Array | None = None,
@@ -410,6 +424,7 @@ class GumbelVectorQuantizer(nn.Module):
     num_groups: int = 2
     num_vars: int = 320
     codevector_dim: int = 256
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None, *,
@@ -421,9 +436,13 @@ class GumbelVectorQuantizer(nn.Module):
                              f"num_groups={self.num_groups}")
         g, v = self.num_groups, self.num_vars
         codevectors = self.param("codevectors", _unit_uniform, (g * v, self.codevector_dim // g))
+        # The code logits stay float32 whatever self.dtype (a small matmul): with N(0, 1)
+        # weights they are tens, where bfloat16's steps are 0.125, and divided by a
+        # temperature down to 0.5 the rounding would move the Gumbel softmax's probabilities
+        # (and the diversity loss's perplexity) by up to 13%.
         logits = nn.Dense(g * v, name="weight_proj", kernel_init=nn.initializers.normal(1.0),
-                          bias_init=nn.initializers.zeros)(x)
-        logits = logits.reshape(*x.shape[:-1], g, v).astype(jnp.float32)
+                          bias_init=nn.initializers.zeros, dtype=jnp.float32)(x)
+        logits = logits.reshape(*x.shape[:-1], g, v)
         if train:
             gumbel = jax.random.gumbel(self.make_rng("gumbel"), logits.shape)
             soft = jax.nn.softmax((logits + gumbel) / temperature, axis=-1)
@@ -433,8 +452,8 @@ class GumbelVectorQuantizer(nn.Module):
         else:
             probs = jax.nn.one_hot(jnp.argmax(logits, axis=-1), v, dtype=logits.dtype)
             perplexity = codebook_perplexity(probs, mask)
-        chosen = jnp.einsum("...gv,gvd->...gd", probs.astype(x.dtype),
-                            codevectors.reshape(g, v, -1).astype(x.dtype))
+        chosen = jnp.einsum("...gv,gvd->...gd", probs.astype(self.dtype),
+                            codevectors.reshape(g, v, -1).astype(self.dtype))
         return chosen.reshape(*x.shape[:-1], self.codevector_dim), perplexity
 
 
@@ -470,6 +489,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
     codevector_dim: int = 256
     proj_codevector_dim: int = 256
     feat_quantizer_dropout: float = 0.0
+    dtype: Any = jnp.float32  # of the head; the backbone has its own
 
     @property
     def num_codevectors(self) -> int:
@@ -482,15 +502,17 @@ class Wav2Vec2ForPreTraining(nn.Module):
         if self.wav2vec2 is None:
             raise ValueError("Wav2Vec2ForPreTraining needs wav2vec2=Wav2Vec2(...)")
         out = self.wav2vec2.encode(waveform, train, mask_time_indices, attention_mask)
-        projected = nn.Dense(self.proj_codevector_dim, name="project_hid")(out.last_hidden_state)
+        projected = nn.Dense(self.proj_codevector_dim, dtype=self.dtype,
+                             name="project_hid")(out.last_hidden_state)
         features = nn.Dropout(self.feat_quantizer_dropout, deterministic=not train)(
             out.extract_features)
         quantizer = GumbelVectorQuantizer(self.num_codevector_groups,
                                           self.num_codevectors_per_group, self.codevector_dim,
-                                          name="quantizer")
+                                          self.dtype, name="quantizer")
         quantized, perplexity = quantizer(features, mask_time_indices, temperature=temperature,
                                           train=train)
-        quantized = nn.Dense(self.proj_codevector_dim, name="project_q")(quantized)
+        quantized = nn.Dense(self.proj_codevector_dim, dtype=self.dtype,
+                             name="project_q")(quantized)
         return PretrainingOutputs(projected, quantized, perplexity, out.conv_features)
 
 
@@ -546,8 +568,8 @@ class Wav2Vec2Classifier(Wav2Vec2Fields):
 
     def setup(self):
         self.wav2vec2 = Wav2Vec2(**self.backbone_fields())
-        self.projector = nn.Dense(self.classifier_proj_size)
-        self.classifier = nn.Dense(self.num_classes)
+        self.projector = nn.Dense(self.classifier_proj_size, dtype=self.dtype)
+        self.classifier = nn.Dense(self.num_classes, dtype=self.dtype)
 
     def features(self, x: jax.Array, train: bool = False,
                  attention_mask: jax.Array | None = None) -> jax.Array:
@@ -560,7 +582,7 @@ class Wav2Vec2Classifier(Wav2Vec2Fields):
 
     def __call__(self, x: jax.Array, train: bool = False,
                  attention_mask: jax.Array | None = None) -> jax.Array:
-        return self.classifier(self.features(x, train, attention_mask)).astype(jnp.float32)
+        return self.classifier(self.features(x, train, attention_mask))
 
 
 Wav2Vec2BaseClassifier = functools.partial(Wav2Vec2Classifier)

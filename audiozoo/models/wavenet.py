@@ -12,12 +12,17 @@ Contract: `logits = net.apply(variables, codes)` with codes int32 [batch, time] 
 [batch, time, num_classes] (softmax head) or [batch, time, 3 * num_mixtures] (MoL head), and
 logits[:, t] predicts codes[:, t + 1]. `WaveNet.step` is the same network one sample at a
 time; `audiozoo.generation` drives it with per-layer ring buffers.
+
+Mixed precision: `dtype` is the computation dtype (e.g. jnp.bfloat16) of every layer; the
+parameters stay float32. The logits come out in float32 whatever `dtype` is (`LogitsDense`):
+they feed a softmax or a mixture-of-logistics likelihood, both computed in float32.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -38,6 +43,29 @@ def dilation_schedule(num_layers: int, num_stacks: int) -> tuple[int, ...]:
         )
     per_stack = num_layers // num_stacks
     return tuple(2 ** (i % per_stack) for i in range(num_layers))
+
+
+def float32_logits(x, kernel, bias):
+    """x @ kernel in x's dtype, accumulated and returned in float32, plus the float32 bias.
+    A bfloat16 output would round mixture means to 2^-8 of their size, hundreds of 16-bit
+    bins. Shared by the full pass and the one-sample form, so both round alike."""
+    y = jnp.matmul(x, kernel.astype(x.dtype), preferred_element_type=jnp.float32)
+    return y + bias.astype(jnp.float32)
+
+
+class LogitsDense(nn.Module):
+    """nn.Dense (the same parameters and initialisation) whose output is float32 logits: the
+    product runs in `dtype`, the accumulation and the bias in float32 (`float32_logits`)."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return float32_logits(x.astype(self.dtype), kernel, bias)
 
 
 class WaveNet(nn.Module):
@@ -65,6 +93,8 @@ class WaveNet(nn.Module):
     # Also add the local features, through a 1x1, after the output stack's first 1x1 (the
     # NSynth decoder, Engel et al. 2017, section 3.1).
     condition_output: bool = False
+    # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
+    dtype: Any = jnp.float32
 
     # ---- static structure -------------------------------------------------------------
     @property
@@ -97,29 +127,32 @@ class WaveNet(nn.Module):
 
     def setup(self):
         self._check_fields()
+        dense = functools.partial(nn.Dense, dtype=self.dtype)
         if self.output == "softmax":
             # One-hot input followed by a 1x1 conv, as a lookup table.
-            self.input_proj = nn.Embed(self.num_classes, self.residual_channels)
+            self.input_proj = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype)
         else:
             # The MoL model reads the sample value itself, as a scalar in [-1, 1].
-            self.input_proj = nn.Dense(self.residual_channels)
+            self.input_proj = dense(self.residual_channels)
         if self.num_global_ids > 0:
-            self.global_embed = nn.Embed(self.num_global_ids, self.global_channels)
+            self.global_embed = nn.Embed(self.num_global_ids, self.global_channels,
+                                         dtype=self.dtype)
         if self.uses_local:
-            self.upsampler = ConditionUpsampler(tuple(self.upsample_scales), self.upsample)
+            self.upsampler = ConditionUpsampler(tuple(self.upsample_scales), self.upsample,
+                                                dtype=self.dtype)
         dilations = self.layer_dilations
         self.blocks = [
             GatedResidualBlock(
                 self.residual_channels, self.gate_channels, self.skip_channels,
                 self.kernel_size, d, use_global=self.uses_global, use_local=self.uses_local,
-                residual_out=i < len(dilations) - 1,
+                residual_out=i < len(dilations) - 1, dtype=self.dtype,
             )
             for i, d in enumerate(dilations)
         ]
-        self.output_hidden = nn.Dense(self.skip_channels)
+        self.output_hidden = dense(self.skip_channels)
         if self.condition_output:
-            self.output_cond = nn.Dense(self.skip_channels, use_bias=False)
-        self.output_logits = nn.Dense(self.output_channels)
+            self.output_cond = dense(self.skip_channels, use_bias=False)
+        self.output_logits = LogitsDense(self.output_channels, dtype=self.dtype)
 
     def _check_fields(self):
         if self.output not in OUTPUTS:
@@ -137,7 +170,7 @@ class WaveNet(nn.Module):
 
     # ---- full-sequence forward pass -----------------------------------------------------
     def __call__(self, codes, global_cond=None, local_cond=None):
-        """codes int [batch, time] -> logits [batch, time, output_channels]."""
+        """codes int [batch, time] -> float32 logits [batch, time, output_channels]."""
         codes = jnp.asarray(codes)
         if codes.ndim != 2:
             raise ValueError(f"codes must be [batch, time], got shape {codes.shape}")
@@ -188,7 +221,7 @@ class WaveNet(nn.Module):
                 f"global_cond must be [{batch}, {self.global_channels}] floats, got "
                 f"{list(global_cond.shape)}"
             )
-        return global_cond
+        return global_cond.astype(self.dtype)
 
     # ---- the one-sample form, for audiozoo.generation -----------------------------------
     def fast_params(self):

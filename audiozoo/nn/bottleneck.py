@@ -280,13 +280,15 @@ class ArgmaxBottleneck(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> BottleneckOutput:
         del train
         _check_last_dim("ArgmaxBottleneck", "num_codes", self.num_codes, x)
-        q = self.normalise(x)
+        # Normalised in float32 whatever x's dtype: bfloat16 rounding of the quotients could
+        # tie distinct values and change the argmax; the one-hot is in x's dtype.
+        q = self.normalise(x.astype(jnp.float32))
         codes = jnp.argmax(q, axis=-1).astype(jnp.int32)
         one_hot = jax.nn.one_hot(codes, self.num_codes, dtype=x.dtype)
-        mean_q = jnp.mean(q.reshape(-1, self.num_codes).astype(jnp.float32), axis=0)
+        mean_q = jnp.mean(q.reshape(-1, self.num_codes), axis=0)
         diversity = jnp.sum(jnp.square(self.num_codes * mean_q - 1.0))
         return BottleneckOutput(
-            quantized=_straight_through(one_hot, q),
+            quantized=_straight_through(one_hot, q.astype(x.dtype)),
             codes=codes,
             loss=self.diversity_weight * diversity,
             perplexity=code_perplexity(codes, self.num_codes),

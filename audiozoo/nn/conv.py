@@ -10,6 +10,8 @@ needs only its last (kernel_size - 1) * dilation inputs, kept in a fixed-size ri
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -27,6 +29,7 @@ class CausalConv1D(nn.Module):
     dilation: int = 1
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    dtype: Any = jnp.float32  # computation; the parameters stay float32
 
     @property
     def history(self) -> int:
@@ -39,6 +42,7 @@ class CausalConv1D(nn.Module):
             "kernel", self.kernel_init, (self.kernel_size, x.shape[-1], self.features)
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        x = x.astype(self.dtype)
         # All padding on the left: the output at t never sees x[t + 1:].
         y = jax.lax.conv_general_dilated(
             x,
@@ -60,5 +64,6 @@ class CausalConv1D(nn.Module):
         kernel = self.get_variable("params", "kernel")
         bias = self.get_variable("params", "bias") if self.use_bias else None
         taps = jnp.concatenate([past, x_t[:, None, :]], axis=1)  # [batch, kernel, in]
-        y = jnp.einsum("bki,kio->bo", taps, kernel.astype(x_t.dtype))
-        return y if bias is None else y + bias.astype(x_t.dtype)
+        taps = taps.astype(self.dtype)
+        y = jnp.einsum("bki,kio->bo", taps, kernel.astype(self.dtype))
+        return y if bias is None else y + bias.astype(self.dtype)

@@ -56,7 +56,9 @@ def conv_as_tap_matmuls(lhs, rhs, window_strides, pads, rhs_dilation=None, preci
     out_size = [(x.shape[1 + i] - (window[i] - 1) * dilation[i] - 1) // window_strides[i] + 1
                 for i in range(spatial)]
     out_dtype = preferred_element_type or jnp.result_type(lhs, rhs)
-    out = jnp.zeros((lhs.shape[0], *out_size, rhs.shape[-1]), out_dtype)
+    # A convolution accumulates low-precision products in float32; so does this sum of taps.
+    accumulate = jnp.promote_types(out_dtype, jnp.float32)
+    out = jnp.zeros((lhs.shape[0], *out_size, rhs.shape[-1]), accumulate)
     for tap in itertools.product(*(range(k) for k in window)):
         start = [t * d for t, d in zip(tap, dilation)]
         if not all(_reads_input(s, n, st, lo, size) for s, n, st, (lo, _), size in
@@ -66,9 +68,8 @@ def conv_as_tap_matmuls(lhs, rhs, window_strides, pads, rhs_dilation=None, preci
         piece = lax.slice(x, [0, *start, 0], [x.shape[0], *limit, x.shape[-1]],
                           [1, *window_strides, 1])
         out = out + lax.dot_general(piece, rhs[tap], (((spatial + 1,), (0,)), ((), ())),
-                                    precision=precision,
-                                    preferred_element_type=preferred_element_type)
-    return out
+                                    precision=precision, preferred_element_type=accumulate)
+    return out.astype(out_dtype)
 
 
 def _reads_input(start: int, count: int, stride: int, low_pad: int, size: int) -> bool:

@@ -11,6 +11,9 @@ quantiser after it.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -31,6 +34,7 @@ class DilatedEncoder(nn.Module):
     channels: int = 128
     out_channels: int = 16
     hop_length: int = 512
+    dtype: Any = jnp.float32  # computation (and output); the parameters stay float32
 
     @property
     def dilations(self) -> tuple[int, ...]:
@@ -51,16 +55,19 @@ class DilatedEncoder(nn.Module):
             raise ValueError(f"encoder input must be [batch, time, channels], got {x.shape}")
         if self.hop_length < 1:
             raise ValueError(f"hop_length={self.hop_length} must be >= 1")
-        h = Conv(self.channels, (self.kernel_size,), padding="SAME", name="start")(x)
+        conv = functools.partial(Conv, self.channels, (self.kernel_size,), padding="SAME",
+                                 dtype=self.dtype)
+        dense = functools.partial(nn.Dense, dtype=self.dtype)
+        h = conv(name="start")(x)
         for i, dilation in enumerate(self.dilations):
-            r = Conv(self.channels, (self.kernel_size,), kernel_dilation=(dilation,),
-                     padding="SAME", name=f"dilated_{i}")(nn.relu(h))
-            h = h + nn.Dense(self.channels, name=f"residual_{i}")(nn.relu(r))
-        return average_pool(nn.Dense(self.out_channels, name="latent")(h), self.hop_length)
+            r = conv(kernel_dilation=(dilation,), name=f"dilated_{i}")(nn.relu(h))
+            h = h + dense(self.channels, name=f"residual_{i}")(nn.relu(r))
+        return average_pool(dense(self.out_channels, name="latent")(h), self.hop_length)
 
 
 def average_pool(x: jax.Array, hop: int) -> jax.Array:
-    """Mean over consecutive hop-long windows of [batch, time, ch], zero-padding the end."""
+    """Mean over consecutive hop-long windows of [batch, time, ch], zero-padding the end (in
+    x's dtype; jnp.mean sums bfloat16 in float32)."""
     frames = -(-x.shape[1] // hop)
     x = jnp.pad(x, ((0, 0), (0, frames * hop - x.shape[1]), (0, 0)))
     return x.reshape(x.shape[0], frames, hop, x.shape[2]).mean(axis=2)

@@ -9,6 +9,9 @@ decoders.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -32,17 +35,20 @@ class GatedResidualBlock(nn.Module):
     use_local: bool = False
     # The last block's residual output feeds nothing, so it has no parameters.
     residual_out: bool = True
+    dtype: Any = jnp.float32  # computation; the parameters stay float32
 
     def setup(self):
         if self.gate_channels % 2:
             raise ValueError(
                 f"gate_channels={self.gate_channels} must be even: it is split into filter and gate"
             )
-        self.dilated = CausalConv1D(self.gate_channels, self.kernel_size, self.dilation)
-        self.global_proj = nn.Dense(self.gate_channels, use_bias=False) if self.use_global else None
-        self.local_proj = nn.Dense(self.gate_channels, use_bias=False) if self.use_local else None
-        self.skip_proj = nn.Dense(self.skip_channels)
-        self.residual_proj = nn.Dense(self.residual_channels) if self.residual_out else None
+        dense = functools.partial(nn.Dense, dtype=self.dtype)
+        self.dilated = CausalConv1D(self.gate_channels, self.kernel_size, self.dilation,
+                                    dtype=self.dtype)
+        self.global_proj = dense(self.gate_channels, use_bias=False) if self.use_global else None
+        self.local_proj = dense(self.gate_channels, use_bias=False) if self.use_local else None
+        self.skip_proj = dense(self.skip_channels)
+        self.residual_proj = dense(self.residual_channels) if self.residual_out else None
 
     @property
     def history(self) -> int:
@@ -65,5 +71,5 @@ class GatedResidualBlock(nn.Module):
             h = h + self.local_proj(local_cond)
         filt, gate = jnp.split(h, 2, axis=-1)
         z = jnp.tanh(filt) * jax.nn.sigmoid(gate)
-        residual = x if self.residual_proj is None else x + self.residual_proj(z)
+        residual = x if self.residual_proj is None else x.astype(self.dtype) + self.residual_proj(z)
         return residual, self.skip_proj(z)

@@ -12,7 +12,8 @@ to one. This is the output layer used for 16-bit WaveNet vocoders (e.g. r9y9's
 wavenet_vocoder: 10 components, log-scale floor -16).
 
 Parameters live on the last axis as [logit_probs (K) | means (K) | log_scales (K)].
-Targets are bin centres in [-1, 1] (`audiozoo.audio.mulaw.linear_dequantize`).
+Targets are bin centres in [-1, 1] (`audiozoo.audio.mulaw.linear_dequantize`). The likelihood
+and the sampler compute in float32 (or wider) whatever the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def discretized_mix_logistic_nll(
     Returns:
       [...] per-element NLL, shape params.shape[:-1].
     """
-    params = jnp.asarray(params)
+    params = _at_least_float32(params)
     logits, means, log_scales = split_mol_params(params, log_scale_min)
     x = jnp.asarray(x, params.dtype)[..., None]
     half_width = 1.0 / (num_classes - 1)
@@ -123,7 +124,7 @@ def sample_discretized_mix_logistic(
     """
     if isinstance(temperature, (int, float)) and temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}.")
-    params = jnp.asarray(params)
+    params = _at_least_float32(params)
     logits, means, log_scales = split_mol_params(params, log_scale_min)
     temperature = jnp.asarray(temperature, params.dtype)
     pick_rng, value_rng = jax.random.split(rng)
@@ -139,6 +140,13 @@ def sample_discretized_mix_logistic(
     noise = jnp.log(u) - jnp.log1p(-u)
     value = mean + temperature * jnp.exp(log_scale) * noise
     return jnp.clip(value, -1.0, 1.0)
+
+
+def _at_least_float32(params: ArrayLike) -> jnp.ndarray:
+    """params in float32 (or wider): a bin of a 16-bit codec is 3e-5 wide, far below the
+    bfloat16 spacing of a mean near 1 (2^-8), and the tiny-mass branch needs float32."""
+    params = jnp.asarray(params)
+    return params.astype(jnp.promote_types(params.dtype, jnp.float32))
 
 
 def _take_last(values: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:

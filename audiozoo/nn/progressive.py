@@ -23,6 +23,7 @@ trains:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,7 @@ class EqualizedConv(nn.Module):
     kernel_size: Sequence[int] = (3, 3)
     padding: str = "SAME"
     slope: float = 0.0  # the He initialiser slope: 0 for hidden layers, 1 for to_rgb
-    dtype: jnp.dtype = jnp.float32
+    dtype: Any = jnp.float32  # computation; the parameters stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -67,7 +68,7 @@ class EqualizedDense(nn.Module):
 
     features: int
     slope: float = 1.0
-    dtype: jnp.dtype = jnp.float32
+    dtype: Any = jnp.float32  # computation; the parameters stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -79,8 +80,10 @@ class EqualizedDense(nn.Module):
 
 
 def pixel_norm(x: jax.Array, eps: float = PIXEL_NORM_EPS) -> jax.Array:
-    """Each position's feature vector scaled to unit mean square over the channels."""
-    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+    """Each position's feature vector scaled to unit mean square over the channels (the
+    mean square in float32, the result in x's dtype)."""
+    mean_square = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
+    return x * jax.lax.rsqrt(mean_square + eps).astype(x.dtype)
 
 
 def minibatch_stddev(x: jax.Array) -> jax.Array:

@@ -21,6 +21,7 @@ cut-off itself is not clipped; above that the band shrinks and at band 0 the fil
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -102,6 +103,7 @@ class SincConv(nn.Module):
     sample_rate: int = 16000
     min_low_hz: float = 50.0
     min_band_hz: float = 50.0
+    dtype: Any = jnp.float32  # of the convolution; the filters are built in float32
 
     def setup(self):
         low, band = mel_init(self.out_channels, self.sample_rate, self.min_low_hz,
@@ -125,8 +127,9 @@ class SincConv(nn.Module):
         if x.shape[1] < self.kernel_size:
             raise ValueError(f"input of {x.shape[1]} samples is shorter than the sinc kernel "
                              f"({self.kernel_size} taps)")
+        # The taps are computed from the float32 cut-offs (sin of large phases), then rounded.
         kernel, _ = self.filters()
         return conv_general_dilated(
-            x, kernel.astype(x.dtype), window_strides=(1,), padding="VALID",
+            x.astype(self.dtype), kernel.astype(self.dtype), window_strides=(1,), padding="VALID",
             dimension_numbers=("NWC", "WIO", "NWC"),
         )

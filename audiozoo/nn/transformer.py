@@ -22,6 +22,8 @@ Parameter names (what checkpoint converters map onto): a block holds `attention`
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -53,6 +55,7 @@ class MultiHeadAttention(nn.Module):
     num_heads: int
     dropout: float = 0.0  # on the attention probabilities
     use_bias: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None,
@@ -64,13 +67,15 @@ class MultiHeadAttention(nn.Module):
         head_dim = dim // self.num_heads
 
         def project(name):
-            y = nn.Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, name=name)(x)
+            y = nn.Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, dtype=self.dtype,
+                         name=name)(x)
             return y.reshape(*x.shape[:-1], self.num_heads, head_dim)
 
         q, k, v = project("query"), project("key"), project("value")
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * head_dim ** -0.5
-        # Softmax in float32 so that half-precision scores do not overflow.
-        scores = scores.astype(jnp.float32)
+        # Scores and softmax in float32 (the products stay in self.dtype): half-precision
+        # scores would be rounded before the exponential, or overflow.
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k,
+                            preferred_element_type=jnp.float32) * head_dim ** -0.5
         mask = expand_mask(mask)
         if mask is not None:
             # A select, not an added bias: min + a negative score would overflow to -inf.
@@ -78,7 +83,7 @@ class MultiHeadAttention(nn.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
         probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
         y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
-        return nn.Dense(dim, kernel_init=DENSE_INIT, name="out")(y)
+        return nn.Dense(dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="out")(y)
 
 
 class MLP(nn.Module):
@@ -87,14 +92,15 @@ class MLP(nn.Module):
     mlp_dim: int
     dropout: float = 0.0
     activation_dropout: float = 0.0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        h = nn.Dense(self.mlp_dim, kernel_init=DENSE_INIT, name="fc1")(x)
+        h = nn.Dense(self.mlp_dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="fc1")(x)
         # PyTorch's nn.GELU / HF "gelu" is the erf form, not flax's default tanh approximation.
         h = nn.gelu(h, approximate=False)
         h = nn.Dropout(self.activation_dropout, deterministic=not train)(h)
-        h = nn.Dense(x.shape[-1], kernel_init=DENSE_INIT, name="fc2")(h)
+        h = nn.Dense(x.shape[-1], kernel_init=DENSE_INIT, dtype=self.dtype, name="fc2")(h)
         return nn.Dropout(self.dropout, deterministic=not train)(h)
 
 
@@ -108,14 +114,18 @@ class EncoderBlock(nn.Module):
     activation_dropout: float = 0.0
     layer_norm_eps: float = 1e-5
     layer_norm_first: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None,
                  train: bool = False) -> jax.Array:
-        attention = MultiHeadAttention(self.num_heads, self.attention_dropout, name="attention")
-        attention_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="attention_norm")
-        mlp = MLP(self.mlp_dim, self.dropout, self.activation_dropout, name="mlp")
-        mlp_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="mlp_norm")
+        attention = MultiHeadAttention(self.num_heads, self.attention_dropout, dtype=self.dtype,
+                                       name="attention")
+        attention_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
+                                      name="attention_norm")
+        mlp = MLP(self.mlp_dim, self.dropout, self.activation_dropout, dtype=self.dtype,
+                  name="mlp")
+        mlp_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="mlp_norm")
         drop = nn.Dropout(self.dropout, deterministic=not train)
         if self.layer_norm_first:
             x = x + drop(attention(attention_norm(x), mask, train))
@@ -141,19 +151,21 @@ class Encoder(nn.Module):
     layer_drop: float = 0.0
     layer_norm_eps: float = 1e-5
     layer_norm_first: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None,
                  train: bool = False) -> jax.Array:
         """x: [batch, time, dim]; mask: [batch, time] (1 = real frame) or None."""
-        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm")
+        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="norm")
         if not self.layer_norm_first:
             x = norm(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         for i in range(self.num_layers):
             y = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.attention_dropout,
                              self.activation_dropout, self.layer_norm_eps,
-                             self.layer_norm_first, name=f"layers_{i}")(x, mask, train)
+                             self.layer_norm_first, dtype=self.dtype,
+                             name=f"layers_{i}")(x, mask, train)
             x = self._maybe_skip(x, y, train)
         return norm(x) if self.layer_norm_first else x
 

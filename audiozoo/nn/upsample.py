@@ -8,6 +8,7 @@ are upsampled with a learned transposed convolution network; repetition of each 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ class ConditionUpsampler(nn.Module):
 
     scales: tuple[int, ...]
     method: str = "transposed"
+    dtype: Any = jnp.float32  # computation (and output); the parameters stay float32
 
     @property
     def hop_length(self) -> int:
@@ -39,13 +41,13 @@ class ConditionUpsampler(nn.Module):
     def __call__(self, frames: jax.Array) -> jax.Array:
         if self.method not in UPSAMPLE_METHODS:
             raise ValueError(f"upsample method {self.method!r} is not one of {UPSAMPLE_METHODS}")
+        x = frames.astype(self.dtype)
         if self.method == "repeat":
-            return jnp.repeat(frames, self.hop_length, axis=1)
-        x = frames
+            return jnp.repeat(x, self.hop_length, axis=1)
         for scale in self.scales:
             # Kernel 2 * scale with stride scale: each output blends two neighbouring frames.
             x = nn.ConvTranspose(
                 x.shape[-1], (2 * scale,), strides=(scale,), padding="SAME",
-                kernel_init=_half_identity_init,
+                kernel_init=_half_identity_init, dtype=self.dtype,
             )(x)
         return x

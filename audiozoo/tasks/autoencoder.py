@@ -94,6 +94,7 @@ class AutoencoderTask(SupervisedTask):
         result = self.model.apply({"params": params, **extra}, codes, train,
                                   rngs={VQ_RNG: rng}, mutable=mutable)
         (logits, out), extra = (result if mutable else (result, extra))
+        logits = logits.astype(jnp.float32)  # the loss in float32 whatever model.dtype
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
         loss = ce + out.loss
         metrics = {"loss": loss, "bits_per_code": ce / math.log(2.0),
@@ -110,11 +111,12 @@ class AutoencoderTask(SupervisedTask):
     def encode(self, variables, audio):
         """Audio [batch, time] -> (encoder output [batch, frames, ch], codes [batch, frames]);
         the output is the latent itself for a continuous model, the pre-quantiser values for
-        a discrete one (mix these to interpolate, then `latent`)."""
+        a discrete one (mix these to interpolate, then `latent`). The output is float32
+        whatever model.dtype: it is written to .npy files and mixed."""
         codes = self.codes_of(jnp.asarray(audio))
         encoded = self.model.apply(variables, codes, method=self.model.encode)
         out = self.model.apply(variables, encoded, method=self.model.quantize)
-        return encoded, out.codes
+        return encoded.astype(jnp.float32), out.codes
 
     def latent(self, variables, encoded=None, codes=None):
         """What the decoder is conditioned on, from encoder outputs or from discrete codes."""

@@ -116,6 +116,10 @@ def graft(params, loaded) -> tuple[dict, int]:
     return traverse_util.unflatten_dict(flat), taken
 
 
+def _float32(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.float32)
+
+
 class ClassifyTask(SupervisedTask):
     verbs = ("evaluate", "classify")
 
@@ -188,15 +192,17 @@ class ClassifyTask(SupervisedTask):
         return self.model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
 
     def logits(self, params, extra, x, *, train: bool, rng=None):
-        """(logits, updated extra collections); batch norm updates its statistics in training."""
+        """(float32 logits, updated extra collections); batch norm updates its statistics in
+        training. The model computes in model.dtype; losses, metrics and predictions read
+        float32."""
         variables = {"params": params, **extra}
         if not train:
-            return self.model.apply(variables, x, train=False), extra
+            return _float32(self.model.apply(variables, x, train=False)), extra
         rngs = {"dropout": rng}
         if not extra:
-            return self.model.apply(variables, x, train=True, rngs=rngs), extra
+            return _float32(self.model.apply(variables, x, train=True, rngs=rngs)), extra
         logits, updated = self.model.apply(variables, x, train=True, rngs=rngs, mutable=list(extra))
-        return logits, dict(updated)
+        return _float32(logits), dict(updated)
 
     def predict(self, state, audio):
         """Eval-mode logits [batch, classes] for waveforms [batch, samples]."""
@@ -205,7 +211,7 @@ class ClassifyTask(SupervisedTask):
     def features(self, state, audio):
         """Eval-mode penultimate embeddings [batch, dim] for waveforms [batch, samples]."""
         variables = {"params": state.params, **state.extra}
-        return self.model.apply(variables, self.frontend(audio), method="features")
+        return _float32(self.model.apply(variables, self.frontend(audio), method="features"))
 
     def load_pretrained(self, state):
         """Grafts a Hugging Face checkpoint (task.init_from_hf) into the fresh parameters: every

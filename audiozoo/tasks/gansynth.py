@@ -188,9 +188,12 @@ class GANSynthTask(Task):
         return specgram.denormalize(images)
 
     def discriminate(self, d_params, raw, progress, num_blocks):
-        return self.model.apply({"params": {"discriminator": d_params}},
-                                specgram.normalize(raw), progress, num_blocks,
-                                method="discriminate")
+        """(real/fake logits, pitch logits), float32 whatever model.dtype: they feed the
+        losses and the gradient penalty."""
+        logits = self.model.apply({"params": {"discriminator": d_params}},
+                                  specgram.normalize(raw), progress, num_blocks,
+                                  method="discriminate")
+        return jax.tree.map(lambda a: a.astype(jnp.float32), logits)
 
     def sample_latents(self, rng, batch_size):
         """z ~ N(0, I) and pitch ids drawn in proportion to the training set's pitch counts."""
@@ -333,10 +336,15 @@ class GANSynthTask(Task):
             audio = np.asarray(self.generate(state, z[rows], pitches[rows]))
             yield audio[:len(z) - start]
 
-    def check_pitches(self, pitches) -> np.ndarray:
+    def check_pitches(self, pitches, source: str = "") -> np.ndarray:
+        """The pitches as int64 [n]; a ValueError naming those outside the model's range (and
+        `source`, e.g. the MIDI file they came from) or an empty request."""
         pitches = np.asarray(pitches, np.int64).reshape(-1)
         top = MIN_PITCH + self.model.num_pitches - 1
-        bad = [int(p) for p in pitches if not MIN_PITCH <= p <= top]
+        bad = sorted({int(p) for p in pitches if not MIN_PITCH <= p <= top})
+        if bad and source:
+            raise ValueError(f"{source} has notes at MIDI pitches {bad}, outside the "
+                             f"{MIN_PITCH}..{top} this model makes; transpose it or drop them")
         if bad or not len(pitches):
             raise ValueError(f"pitches {bad or '(none)'}: this model makes MIDI pitches "
                              f"{MIN_PITCH}..{top}")
@@ -360,7 +368,7 @@ class GANSynthTask(Task):
         return np.asarray(self.generate(state, z, jnp.full((len(z),), pitch)))
 
     def perform(self, state, notes, rng, seconds_per_timbre: float = 0.0,
-                batch_size: int = 16) -> np.ndarray:
+                batch_size: int = 16, source: str = "the MIDI file") -> np.ndarray:
         """A MIDI performance (`audiozoo.audio.midi.Note`s) played note by note, mixed as the
         reference does (`midi.mix_notes`). One timbre is held for the whole piece, or, with
         seconds_per_timbre > 0, random timbres every that many seconds are spherically
@@ -368,8 +376,8 @@ class GANSynthTask(Task):
         from audiozoo.audio import midi
 
         if not notes:
-            raise ValueError("the MIDI file has no pitched notes to play")
-        pitches = self.check_pitches([n.pitch for n in notes])
+            raise ValueError(f"{source} has no pitched notes to play")
+        pitches = self.check_pitches([n.pitch for n in notes], source)
         z = self._timbres_at(np.array([n.start for n in notes]), rng, seconds_per_timbre)
         clips = list(self.generate_batches(state, z, pitches, batch_size))
         return midi.mix_notes(np.concatenate(clips), notes, self.sample_rate)

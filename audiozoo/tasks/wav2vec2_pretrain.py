@@ -44,7 +44,7 @@ class Wav2Vec2PretrainTask(SupervisedTask):
             wav2vec2=backbone, num_codevector_groups=t.num_codevector_groups,
             num_codevectors_per_group=t.num_codevectors_per_group,
             codevector_dim=t.codevector_dim, proj_codevector_dim=t.proj_codevector_dim,
-            feat_quantizer_dropout=t.feat_quantizer_dropout)
+            feat_quantizer_dropout=t.feat_quantizer_dropout, dtype=backbone.dtype)
         self.backbone = backbone
         self.frames = backbone.num_frames(config.data.segment_length)
         self._check_config()
@@ -88,8 +88,11 @@ class Wav2Vec2PretrainTask(SupervisedTask):
         temperature = self.temperature(num_updates)
         out = self.model.apply({"params": params}, audio, mask, temperature=temperature,
                                train=train, rngs={"dropout": dropout_rng, "gumbel": gumbel_rng})
+        # The model computes in model.dtype; the contrastive loss reads float32.
         loss, metrics = pretraining_loss(
-            out.projected_states, out.projected_quantized_states, out.codevector_perplexity,
+            out.projected_states.astype(jnp.float32),
+            out.projected_quantized_states.astype(jnp.float32),
+            out.codevector_perplexity.astype(jnp.float32),
             mask, negatives, num_codevectors=self.model.num_codevectors,
             logit_temperature=t.contrastive_logits_temperature,
             diversity_loss_weight=t.diversity_loss_weight)

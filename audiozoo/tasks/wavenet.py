@@ -88,7 +88,8 @@ class WaveNetTask(SupervisedTask):
         logits = self.model.apply({"params": params, **extra}, inputs,
                                   global_cond=self.global_cond(batch))
         offset = self.model.receptive_field - 1
-        logits, targets = logits[:, offset:], targets[:, offset:]
+        # The likelihoods in float32 whatever model.dtype (WaveNet's logits already are).
+        logits, targets = logits[:, offset:].astype(jnp.float32), targets[:, offset:]
         nll, metrics = self._nll(logits, targets)
         loss = jnp.mean(nll)
         metrics = dict(metrics, loss=loss, bits_per_sample=loss / math.log(2.0))
