@@ -1,12 +1,12 @@
 """The convolution every audiozoo conv layer runs: `jax.lax.conv_general_dilated`, except where
 XLA:CPU's convolution is pathologically slow.
 
-XLA:CPU hands convolutions to Eigen's spatial convolution, which is fast on ordinary maps and
-very slow when the input map has fewer positions than the kernel has taps (a 3 x 3 conv over
-a 2 x 2 or 4 x 2 map, a 5 x 5 conv over 4 x 4): up to 50x slower than the same arithmetic as
-matrix products (`experiments/benchmark/conv_paths.py`). The late stages of every CNN on
-short spectrograms live there (ResNet-18's last stage on a 1 s log-mel sees 4 x 2). The
-gradients of a strided conv are slow up to four times as many positions.
+XLA:CPU's convolution is fast on ordinary maps and very slow when the input map has fewer
+positions than the kernel has taps (a 3 x 3 conv over a 2 x 2 or 4 x 2 map, a 5 x 5 conv over
+4 x 4): up to about 100x slower than the same arithmetic as matrix products
+(`experiments/benchmark/conv_paths.py`). The late stages of every CNN on short spectrograms
+live there (ResNet-18's last stage on a 1 s log-mel sees 4 x 2). The gradients of a strided
+conv are slow up to four times as many positions.
 
 On those shapes this module computes the same convolution as a sum over kernel taps of
 (strided slice of the padded input) @ (that tap's [in, out] matrix): the same products,
