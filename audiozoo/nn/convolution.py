@@ -1,5 +1,8 @@
-"""The convolution every audiozoo conv layer runs: `jax.lax.conv_general_dilated`, except where
-XLA:CPU's convolution is pathologically slow.
+"""The convolution audiozoo's conv layers run (the CNNs, SincNet, AST's patch embedding,
+wav2vec 2.0's feature encoder, the NSynth encoder, GANSynth's equalised convs):
+`jax.lax.conv_general_dilated`, except where XLA:CPU's convolution is pathologically slow.
+WaveNet's causal conv and wav2vec 2.0's grouped positional conv call lax directly: their maps
+are long sequences, never the small maps below.
 
 XLA:CPU's convolution is fast on ordinary maps and very slow when the input map has fewer
 positions than the kernel has taps (a 3 x 3 conv over a 2 x 2 or 4 x 2 map, a 5 x 5 conv over
@@ -122,5 +125,5 @@ def _cpu_conv_is_slow(lhs_shape, rhs_shape, window_strides) -> bool:
     return positions < (4 * taps if strided else taps)
 
 
-# flax's nn.Conv running the convolution above: the layer every audiozoo conv model builds.
+# flax's nn.Conv running the convolution above: the layer audiozoo's conv models build.
 Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
