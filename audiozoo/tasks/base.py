@@ -17,6 +17,12 @@ Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 
+def float32(tree):
+    """Every array of `tree` in float32: what a task hands its losses, metrics and outputs,
+    whatever the model's computation dtype."""
+    return jax.tree.map(lambda a: a.astype(jnp.float32), tree)
+
+
 class Task:
     """What the trainer calls. Subclasses with two optimisers (GANs) override `init_state`
     and `train_step`; the trainer does not change."""

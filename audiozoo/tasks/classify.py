@@ -32,7 +32,7 @@ from audiozoo.audio.frontend import Frontend
 from audiozoo.config import ConfigError
 from audiozoo.data import class_names, label_names
 from audiozoo.models import MODELS, build_model
-from audiozoo.tasks.base import SupervisedTask
+from audiozoo.tasks.base import SupervisedTask, float32
 
 LABELS_FILE = "labels.json"
 # The example key holding each dataset's class label when task.label_key is "".
@@ -116,10 +116,6 @@ def graft(params, loaded) -> tuple[dict, int]:
     return traverse_util.unflatten_dict(flat), taken
 
 
-def _float32(x: jax.Array) -> jax.Array:
-    return x.astype(jnp.float32)
-
-
 class ClassifyTask(SupervisedTask):
     verbs = ("evaluate", "classify")
 
@@ -197,12 +193,12 @@ class ClassifyTask(SupervisedTask):
         float32."""
         variables = {"params": params, **extra}
         if not train:
-            return _float32(self.model.apply(variables, x, train=False)), extra
+            return float32(self.model.apply(variables, x, train=False)), extra
         rngs = {"dropout": rng}
         if not extra:
-            return _float32(self.model.apply(variables, x, train=True, rngs=rngs)), extra
+            return float32(self.model.apply(variables, x, train=True, rngs=rngs)), extra
         logits, updated = self.model.apply(variables, x, train=True, rngs=rngs, mutable=list(extra))
-        return _float32(logits), dict(updated)
+        return float32(logits), dict(updated)
 
     def predict(self, state, audio):
         """Eval-mode logits [batch, classes] for waveforms [batch, samples]."""
@@ -211,7 +207,7 @@ class ClassifyTask(SupervisedTask):
     def features(self, state, audio):
         """Eval-mode penultimate embeddings [batch, dim] for waveforms [batch, samples]."""
         variables = {"params": state.params, **state.extra}
-        return _float32(self.model.apply(variables, self.frontend(audio), method="features"))
+        return float32(self.model.apply(variables, self.frontend(audio), method="features"))
 
     def load_pretrained(self, state):
         """Grafts a Hugging Face checkpoint (task.init_from_hf) into the fresh parameters: every

@@ -44,7 +44,7 @@ from audiozoo.config import ConfigError
 from audiozoo.models import build_model
 from audiozoo.models.gansynth import MIN_PITCH
 from audiozoo.nn.progressive import blend_resolutions, progress_at
-from audiozoo.tasks.base import Task
+from audiozoo.tasks.base import Task, float32
 from audiozoo.train.state import TrainState, all_finite, tree_select
 
 PITCHES_FILE = "pitches.json"
@@ -193,7 +193,7 @@ class GANSynthTask(Task):
         logits = self.model.apply({"params": {"discriminator": d_params}},
                                   specgram.normalize(raw), progress, num_blocks,
                                   method="discriminate")
-        return jax.tree.map(lambda a: a.astype(jnp.float32), logits)
+        return float32(logits)
 
     def sample_latents(self, rng, batch_size):
         """z ~ N(0, I) and pitch ids drawn in proportion to the training set's pitch counts."""
