@@ -186,5 +186,7 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         "sample_every": 0,  # 0: samples only at the end of training
         # Stop when a step's loss exceeds this many times the running median (0: never).
         "max_loss_ratio": 100.0,
+        # TensorBoard event files in WORKDIR/tensorboard beside metrics.jsonl (False: none).
+        "tensorboard": True,
     })
     return c

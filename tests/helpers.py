@@ -64,3 +64,21 @@ def float32_matmul_shapes(fn, *args) -> list[tuple[tuple[int, ...], ...]]:
     return [tuple(tuple(v.aval.shape) for v in eqn.invars) for eqn in heavy_ops(fn, *args)
             if str(eqn.primitive) == "dot_general"
             and any(str(v.aval.dtype) == "float32" for v in eqn.invars)]
+
+
+def run_interrupted_at(trainer, step: int) -> None:
+    """Runs `trainer` with a Ctrl-C (KeyboardInterrupt) raised when it reaches train step
+    `step`, as a user's Ctrl-C lands between steps."""
+    import pytest
+
+    step_fn = trainer.step_fn
+
+    def interrupted(kind, at):
+        if kind == "train" and at == step:
+            raise KeyboardInterrupt
+        return step_fn(kind, at)
+
+    trainer.step_fn = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+

@@ -127,9 +127,11 @@ def train(tmp_path, config, name, extra=()):
 
 
 @pytest.mark.parametrize("config, extra", [
-    ("configs/nsynth_ae_tiny.py", []),
-    ("configs/ada_tiny.py:argmax", ["--config.model.decoder_layers=6"]),
-    ("configs/ada_tiny.py:vq_ema", ["--config.model.decoder_layers=6"]),
+    pytest.param("configs/nsynth_ae_tiny.py", [], marks=pytest.mark.slow),
+    pytest.param("configs/ada_tiny.py:argmax", ["--config.model.decoder_layers=6"],
+                 marks=pytest.mark.slow),
+    pytest.param("configs/ada_tiny.py:vq_ema", ["--config.model.decoder_layers=6"],
+                 marks=pytest.mark.slow),
 ])
 def test_tiny_autoencoders_reduce_reconstruction_loss(tmp_path, config, extra):
     _, train_records = train(tmp_path, config, "run", extra)
@@ -148,6 +150,7 @@ def level1(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_a_stacked_level_trains_on_level1_codes_and_decodes_top_down(tmp_path, level1):
     workdir, records = train(tmp_path, "configs/ada_tiny.py:level2", "level2",
                              [f"--config.task.lower_workdir={level1}",
@@ -171,6 +174,7 @@ def test_a_stacked_level_trains_on_level1_codes_and_decodes_top_down(tmp_path, l
     assert sf.read(tmp_path / "out.wav")[0].shape == (4096,)
 
 
+@pytest.mark.slow
 def test_stacking_refuses_a_mismatched_lower_level(tmp_path, level1):
     config = load_config("configs/ada_tiny.py:level2")
     with pytest.raises(ConfigError, match="lower_workdir"):
@@ -211,6 +215,7 @@ def test_encode_decode_interpolate_verbs(tmp_path, capsys):
     assert "`audiozoo encode` does not apply to the wavenet model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_vq_ema_autoencoder_on_8_devices_equals_one_device(tmp_path):
     """The EMA codebook statistics see the global batch, so sharding changes nothing."""
     import os
@@ -245,6 +250,7 @@ def test_vq_ema_autoencoder_on_8_devices_equals_one_device(tmp_path):
         np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resumed_vq_ema_run_equals_an_uninterrupted_one(tmp_path):
     """The EMA codebook statistics are checkpointed with the parameters."""
     from audiozoo.train.loop import train as train_config

@@ -32,8 +32,8 @@ def _eval_accuracy(workdir):
 
 
 # Light models run by default; every variant runs with -m slow.
-FAST = ["ast", "sincnet"]
-SLOW = ["resnet18", "alexnet", "vgg11", "vgg16", "inception_v1", "resnet50", "densenet121", "squeezenet1_1",
+FAST = ["ast"]
+SLOW = ["sincnet", "resnet18", "alexnet", "vgg11", "vgg16", "inception_v1", "resnet50", "densenet121", "squeezenet1_1",
         "cnn14", "wav2vec2_classifier"]
 
 
@@ -97,6 +97,7 @@ def test_frontend_must_match_the_model():
         build_task(config)
 
 
+@pytest.mark.slow
 def test_batch_norm_statistics_are_synchronised_over_8_devices(tmp_path):
     code = f"""
         import jax, numpy as np

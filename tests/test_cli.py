@@ -83,6 +83,7 @@ def _train_tiny(workdir, config, *overrides):
     assert main(["train", "--config", config, "--workdir", str(workdir), *steps, *overrides]) == 0
 
 
+@pytest.mark.slow
 def test_generate_on_a_classifier_or_autoencoder_names_the_verbs_to_use(tmp_path, capsys):
     _train_tiny(tmp_path / "cls", "configs/classify_tiny.py:sincnet", "--config.data.num_train=8",
                 "--config.data.num_eval=4")

@@ -94,6 +94,7 @@ def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers()
     assert counts(after) == {2}  # fresh at step 4, then one more step
 
 
+@pytest.mark.slow
 def test_gradient_penalty_matches_finite_differences():
     config = micro_config()
     task, state, batch = _state_and_batch(config)
@@ -134,6 +135,7 @@ def _params(state):
     return [np.asarray(x) for x in jax.tree.leaves((state.params, state.opt_state, state.extra))]
 
 
+@pytest.mark.slow
 def test_resume_mid_transition_equals_an_uninterrupted_run(tmp_path):
     uninterrupted = _params(train(micro_config(12), tmp_path / "a"))
     train(micro_config(6), tmp_path / "b")  # stops mid-transition (phase 1: steps 4..7)
@@ -145,6 +147,7 @@ def test_resume_mid_transition_equals_an_uninterrupted_run(tmp_path):
     assert json.loads((tmp_path / "b" / "pitches.json").read_text())["pitch_counts"]
 
 
+@pytest.mark.slow
 def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
     code = textwrap.dedent(f"""
         import sys, jax, numpy as np
@@ -166,6 +169,7 @@ def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
         np.testing.assert_allclose(one[key], eight[key], rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_a_nan_step_is_not_applied_and_stops_the_run(tmp_path):
     task, state, batch = _state_and_batch(micro_config())
     bad = dict(batch, audio=batch["audio"].at[0, 5].set(jnp.nan))
@@ -185,6 +189,7 @@ def test_a_nan_step_is_not_applied_and_stops_the_run(tmp_path):
         trainer.run()
 
 
+@pytest.mark.slow
 def test_samples_are_notes_of_the_drawn_pitches(tmp_path):
     config = micro_config(2)
     config.task.num_samples = 2
@@ -211,6 +216,7 @@ def test_bad_configs_are_refused():
         Trainer(config, "/tmp/unused-gansynth-workdir")
 
 
+@pytest.mark.slow
 def test_cli_generates_pitch_sweeps_and_interpolations(tmp_path, capsys):
     from audiozoo.cli import main
     import soundfile as sf

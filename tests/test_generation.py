@@ -76,17 +76,39 @@ def test_public_step_matches_the_full_pass_one_sample_at_a_time():
 def test_ring_buffers_hold_exactly_what_each_layer_needs_and_never_grow():
     net, variables, codes, _ = make("k3_non_powers")
     state = generation.init_state(net, variables, BATCH)
-    sizes = [b.shape[0] for b in state.buffers]
-    assert sizes == [(net.kernel_size - 1) * d for d in net.layer_dilations]
-    # Plus one prefetched oldest tap per layer.
-    entries = sum(sizes) + len(sizes)
+    history = sum((net.kernel_size - 1) * d for d in net.layer_dilations)
+    width = (BATCH, net.residual_channels)
+    assert state.buffer.shape == (history, *width)
+    # Plus the next step's past taps, gathered one step early.
+    assert state.taps.shape == (len(net.layer_dilations), BATCH,
+                                (net.kernel_size - 1) * net.residual_channels)
+    entries = history + len(net.layer_dilations) * (net.kernel_size - 1)
     assert generation.state_bytes(state) == 4 * BATCH * net.residual_channels * entries
     for t in range(3):
         _, new = generation.step(net, variables, state, codes[:, t])
-        assert [b.shape for b in new.buffers] == [b.shape for b in state.buffers]
+        assert jax.tree.map(jnp.shape, new) == jax.tree.map(jnp.shape, state)
         state = new
     assert int(state.t) == 3
 
+
+def test_each_ring_holds_its_layers_inputs_at_t_mod_its_size():
+    """The packed buffer's layout, read back against the full pass's layer inputs."""
+    net, variables, codes, _ = make("k3_non_powers", time=12)
+    state = generation.init_state(net, variables, BATCH)
+    for t in range(12):
+        _, state = generation.step(net, variables, state, codes[:, t])
+    _, captured = net.apply(variables, codes, capture_intermediates=True,
+                            mutable="intermediates")
+    # Layer 0 reads the embedded codes, each later layer the residual output of the one before.
+    x = net.apply(variables, codes, method=net.embed_codes)
+    offset = 0
+    for layer, dilation in enumerate(net.layer_dilations):
+        if layer:
+            x = captured["intermediates"][f"blocks_{layer - 1}"]["__call__"][0][0]
+        size = (net.kernel_size - 1) * dilation
+        for t in range(12 - size, 12):
+            np.testing.assert_allclose(state.buffer[offset + t % size], x[:, t], atol=1e-5)
+        offset += size
 
 @pytest.mark.parametrize("case", ["k2_powers_of_two", "k3_non_powers", "k2_global_ids",
                                   "k3_global_vector_local_transposed", "mol_k3"])

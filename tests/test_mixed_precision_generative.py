@@ -116,14 +116,14 @@ def test_fast_generator_runs_in_the_nets_dtype(case):
     assert_bf16_ops(lambda v, c: generation.teacher_force(bf16, v, c, **cond), variables, codes)
     # Ring buffers in the net's dtype by default: half the float32 state.
     state = generation.init_state(bf16, variables, 2)
-    assert {str(b.dtype) for b in (*state.buffers, *state.oldest)} == {"bfloat16"}
+    assert {str(b.dtype) for b in (state.buffer, state.taps)} == {"bfloat16"}
     assert 2 * generation.state_bytes(state) == generation.state_bytes(
         generation.init_state(net, variables, 2))
     # Sampling draws from float32 logits and gives valid codes.
     gen = generation.Generator(bf16, variables, jax.random.key(2), 16, batch_size=2, **cond)
     sampled = np.asarray(gen.run(16))
     assert sampled.dtype == np.int32 and 0 <= sampled.min() and sampled.max() < net.num_classes
-    assert {str(b.dtype) for b in gen.state.buffers} == {"bfloat16"}
+    assert {str(b.dtype) for b in (gen.state.buffer, gen.state.taps)} == {"bfloat16"}
 
 
 def test_wavenet_task_trains_in_bfloat16_with_a_float32_loss():
@@ -198,7 +198,7 @@ def test_autoencoder_decode_path_runs_in_bfloat16(bottleneck):
     assert relative_error(logits, stepped) <= TOL_STEPS
     gen = generation.Generator(decoder, dec_vars, jax.random.key(3), 64, batch_size=2,
                                local_cond=out.quantized)
-    assert {str(b.dtype) for b in gen.state.buffers} == {"bfloat16"}
+    assert {str(b.dtype) for b in (gen.state.buffer, gen.state.taps)} == {"bfloat16"}
     assert gen.run(64).shape == (2, 64)
     assert_bf16_ops(lambda v, c, q: generation.teacher_force(decoder, v, c, local_cond=q),
                     dec_vars, inputs, out.quantized)
@@ -218,6 +218,7 @@ def test_autoencoder_task_loss_is_float32_in_bfloat16():
 
 
 # ---- GANSynth -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_gansynth_in_bfloat16_matches_float32():
     model = GANSynth(**GAN)
     z = jax.random.normal(jax.random.key(0), (4, GAN["latent_dim"]))

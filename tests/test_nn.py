@@ -1,43 +1,22 @@
-"""Shared blocks: the one-step forms agree with the full-sequence forms."""
+"""Shared blocks: the causal convolution, the conditioning upsampler and attention's per-head loop. (The one-sample
+forms live in audiozoo.generation and are tested against the full pass in test_generation.py.)"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiozoo.nn import CausalConv1D, ConditionUpsampler, GatedResidualBlock
-
-
-def _past_taps(x, t, kernel_size, dilation):
-    """Inputs (k-1)d, ..., d samples before t (zeros before the start), oldest first."""
-    idx = [t - (kernel_size - 1 - j) * dilation for j in range(kernel_size - 1)]
-    taps = [x[:, i] if i >= 0 else jnp.zeros_like(x[:, 0]) for i in idx]
-    return jnp.stack(taps, axis=1) if taps else jnp.zeros((x.shape[0], 0, x.shape[2]))
+from audiozoo.nn import CausalConv1D, ConditionUpsampler
 
 
 @pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (2, 1), (2, 4), (3, 3)])
-def test_causal_conv_step_matches_full(kernel_size, dilation):
+def test_causal_conv_sees_only_its_history(kernel_size, dilation):
     conv = CausalConv1D(5, kernel_size, dilation)
     x = jax.random.normal(jax.random.key(0), (2, 20, 3))
     variables = conv.init(jax.random.key(1), x)
-    full = conv.apply(variables, x)
     assert conv.history == (kernel_size - 1) * dilation
-    for t in range(20):
-        y = conv.apply(variables, x[:, t], _past_taps(x, t, kernel_size, dilation), method="step")
-        np.testing.assert_allclose(y, full[:, t], atol=1e-5)
-
-
-def test_gated_block_step_matches_full():
-    block = GatedResidualBlock(4, 8, 6, kernel_size=3, dilation=2, use_global=True, use_local=True)
-    x = jax.random.normal(jax.random.key(0), (2, 12, 4))
-    g = jax.random.normal(jax.random.key(1), (2, 3))
-    c = jax.random.normal(jax.random.key(2), (2, 12, 5))
-    variables = block.init(jax.random.key(3), x, g, c)
-    res, skip = block.apply(variables, x, g, c)
-    for t in range(12):
-        r, s = block.apply(variables, x[:, t], _past_taps(x, t, 3, 2), g, c[:, t], method="step")
-        np.testing.assert_allclose(r, res[:, t], atol=1e-5)
-        np.testing.assert_allclose(s, skip[:, t], atol=1e-5)
+    changed = conv.apply(variables, x.at[:, 10:].set(0.0))
+    np.testing.assert_allclose(changed[:, :10], conv.apply(variables, x)[:, :10], atol=1e-6)
 
 
 def test_upsampler_lengths():
@@ -49,3 +28,33 @@ def test_upsampler_lengths():
     repeat = ConditionUpsampler((4,), "repeat")
     x = jnp.arange(3.0).reshape(1, 3, 1)
     np.testing.assert_array_equal(repeat.apply({}, x)[0, :, 0], np.repeat([0, 1, 2], 4))
+
+
+@pytest.mark.parametrize("batch,heads,masked", [(2, 3, False), (2, 3, True), (1, 3, True)])
+def test_attention_per_head_equals_all_heads_at_once(batch, heads, masked):
+    """The CPU loop over heads (two at a time, or one when batch x heads is odd) is the same
+    attention, values and gradients."""
+    from audiozoo.nn.transformer import attend, attend_per_head, expand_mask
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    q, k, v = (jax.random.normal(key, (batch, heads, 40, 8)) for key in keys)
+    mask = expand_mask(jnp.arange(40)[None, :] < jnp.array([[31], [40]])[:batch]) if masked else None
+    np.testing.assert_allclose(attend_per_head(q, k, v, mask), attend(q, k, v, mask), atol=1e-6)
+    loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v, mask)))  # noqa: E731
+    for ours, theirs in zip(jax.grad(loss(attend_per_head), (0, 1, 2))(q, k, v),
+                            jax.grad(loss(attend), (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_long_sequences_take_the_per_head_path_on_cpu(monkeypatch):
+    from audiozoo.nn import transformer
+
+    layer = transformer.MultiHeadAttention(num_heads=2)
+    x = jax.random.normal(jax.random.key(1), (2, 1536, 8))  # 2 x 2 heads x 1536^2 > 2^23
+    variables = layer.init(jax.random.key(2), x)
+    assert transformer._attend_per_head((2, 2, 1024, 4), (2, 2, 2048, 4)) and not \
+        transformer._attend_per_head((2, 2, 1023, 4), (2, 2, 2048, 4))
+    mask = jnp.arange(1536)[None] < jnp.array([[1500], [1536]])
+    looped = layer.apply(variables, x, mask)
+    monkeypatch.setattr(transformer, "_attend_per_head", lambda *shapes: False)
+    np.testing.assert_allclose(looped, layer.apply(variables, x, mask), atol=1e-5)

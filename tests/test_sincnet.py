@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiozoo.models.sincnet import SincNet, SincNetTIMIT, filter_responses, plot_filter_responses
+from audiozoo.models.sincnet import SincNet, SincNetTIMIT, filter_responses
 from audiozoo.audio.spectral import hz_to_mel
 from audiozoo.nn.sinc import SincConv, cutoffs, mel_init, sinc_filters
+from audiozoo.plots import plot_filter_responses
 
 SR = 16000
 # A small network for gradient and train/eval tests (the paper's sizes are tested below).

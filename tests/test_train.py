@@ -15,7 +15,7 @@ from audiozoo.config import ConfigError, apply_overrides, load_config
 from audiozoo.data import DataError
 from audiozoo.train.checkpoint import IncompatibleCheckpointError
 from audiozoo.train.loop import Trainer, TrainingDivergedError, train
-from helpers import params_after, tiny_config
+from helpers import params_after, run_interrupted_at, tiny_config
 
 TESTS = os.path.dirname(__file__)
 
@@ -26,6 +26,7 @@ def _run_python(code: str, env_extra: dict | None = None) -> subprocess.Complete
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_tiny_config_loss_drops_well_below_its_start(tmp_path):
     config = load_config(os.path.join(TESTS, "..", "configs", "wavenet_tiny.py"))
     config.train.update(num_steps=150, eval_every=150, checkpoint_every=150, log_every=10)
@@ -78,16 +79,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_checkpoints_the_finished_steps(tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(num_steps=6), tmp_path)
-    step_fn = trainer.step_fn
-
-    def interrupted_at_the_fourth_step(kind, step):
-        if kind == "train" and step == 3:
-            raise KeyboardInterrupt
-        return step_fn(kind, step)
-
-    trainer.step_fn = interrupted_at_the_fourth_step
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
+    run_interrupted_at(trainer, 3)
     assert Trainer(tiny_config(num_steps=6), tmp_path).initial_state()[1] == 3
 
 
@@ -119,6 +111,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_hosts_equal_one_process(tmp_path):
     """Two processes (2 CPU devices each) through jax.distributed, each feeding its own half of
     every batch, end with the parameters of a single-process run."""
@@ -164,6 +157,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         np.testing.assert_array_equal(a, np.asarray(b))
 
 
+@pytest.mark.slow
 def test_exploding_loss_stops_before_the_stretch_is_saved(tmp_path):
     train(tiny_config(num_steps=4), tmp_path)
     good = params_after(tiny_config(num_steps=4), tmp_path)  # already done: just restores
@@ -184,6 +178,7 @@ def test_exploding_loss_stops_before_the_stretch_is_saved(tmp_path):
     assert losses[1] < 6.0 and losses[-1] > 1e5
 
 
+@pytest.mark.slow
 def test_divergence_without_any_checkpoint_says_nothing_is_kept(tmp_path):
     for lr, match in ((float("inf"), "NaN/Inf at step 1"), (1e6, "loss exploded at step 2")):
         config = tiny_config(num_steps=6)

@@ -190,6 +190,7 @@ def test_pretraining_loss_extremes():
 
 
 # ---- training through the real trainer --------------------------------------------------
+@pytest.mark.slow
 def test_tiny_pretraining_config_learns(tmp_path):
     from audiozoo.train.loop import train
 

@@ -7,10 +7,12 @@ fixed-size ring buffer written at t mod size, so one sample costs O(layers) inst
 O(receptive field), and no shape grows with t.
 
 One step is a pure function of (parameters, state, input code, conditioning at t). A clip is
-one `lax.scan` of steps inside one `jit`. The layers are unrolled inside the step, and the
-parameters are rearranged once per clip (`WaveNet.fast_params`) so that each layer is one
-matmul over its concatenated taps plus one for its residual, and all skip projections are
-one matmul at the end; the global conditioning is folded into the layer biases up front.
+one `lax.scan` of steps inside one `jit`. The layers are unrolled inside the step, and their
+parameters are rearranged once per clip (`WaveNet.fast_params`): every layer's past taps are
+one batched matmul at the start of the step, then each layer is one matmul for its present
+tap and one for its residual, and all skip projections are one matmul at the end; the global
+conditioning is folded into the layer biases up front. The gate (`gated_activation`), the
+input embedding and the output stack are the model's own functions.
 
 Randomness is keyed by the absolute input position (fold_in(rng, t)), so a clip made in
 chunks equals the clip made in one go with the same key.
@@ -27,27 +29,51 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from audiozoo.audio.mulaw import linear_dequantize
 from audiozoo.generation.inputs import (check_lengths, conditioning, prime_codes, prime_tail,
                                        sampling_spec)
 from audiozoo.generation.sampling import Sampling, choose
-from audiozoo.models.wavenet import float32_logits
+from audiozoo.nn.gated import gated_activation
 
 
 class State(NamedTuple):
-    """The generator's memory, per layer: a ring buffer [(k - 1) * d, batch, residual] of its
-    past inputs (slot t mod size holds the input at t) and the oldest tap the next step
-    needs [batch, residual]; plus the input position t of the next step.
+    """The generator's memory: every layer's ring buffer of its past inputs, packed into one
+    array [sum of (k - 1) * d, batch, residual] (layer l owns rows offset_l ...
+    offset_l + (k - 1) d_l, and its row t mod (k - 1) d_l holds its input at t); the past taps
+    the next step needs, gathered [layers, batch, (k - 1) * residual] (oldest first); and the
+    input position t of the next step.
 
-    The oldest tap is read one step early because the present step overwrites its slot:
-    reading and rewriting one slot in the same step makes XLA copy the whole buffer every
-    step (measured: 30x slower at batch 256 on CPU), while write-then-read updates in place.
+    Each layer's present input is written in place (one small update per layer), then every
+    layer's next taps are read by one gather, and every layer's past taps enter the next step
+    through one batched matmul: together with per-layer weight arrays (see
+    `WaveNet.fast_params`) 1.6x the samples per second of a tuple of per-layer buffers with
+    per-layer reads (experiments/benchmark/README.md). A single scatter for the writes was
+    slower: XLA:CPU rewrote the whole buffer. The taps are gathered right after the write, one
+    step early: reading and rewriting one slot in the same step makes XLA copy the whole
+    buffer every step (measured: 30x slower at batch 256 on CPU), while write-then-read
+    updates in place.
     """
 
-    buffers: tuple[jax.Array, ...]
-    oldest: tuple[jax.Array, ...]
+    buffer: jax.Array
+    taps: jax.Array
     t: jax.Array
+
+
+class _Rings(NamedTuple):
+    """Where each layer's ring lives in the packed buffer (static, from the net's shape)."""
+
+    offsets: np.ndarray  # [layers]
+    sizes: np.ndarray    # [layers], (k - 1) * d
+    lags: np.ndarray     # [layers, k - 1]: how far back each past tap looks, oldest first
+
+
+def _rings(net) -> _Rings:
+    dilations = np.asarray(net.layer_dilations, np.int64)
+    sizes = (net.kernel_size - 1) * dilations
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    lags = dilations[:, None] * np.arange(net.kernel_size - 1, 0, -1)[None, :]
+    return _Rings(offsets, sizes, lags)
 
 
 def init_state(net, variables, batch_size: int = 1, dtype=None) -> State:
@@ -57,33 +83,33 @@ def init_state(net, variables, batch_size: int = 1, dtype=None) -> State:
     check_lengths(1, batch_size)
     dtype = net.dtype if dtype is None else dtype
     width = (batch_size, net.residual_channels)
-    buffers = tuple(jnp.zeros(((net.kernel_size - 1) * d, *width), dtype)
-                    for d in net.layer_dilations)
-    oldest = tuple(jnp.zeros(width if b.shape[0] else (0, *width), dtype) for b in buffers)
-    return State(buffers, oldest, jnp.zeros((), jnp.int32))
+    rings = _rings(net)
+    taps = (len(rings.sizes), batch_size, rings.lags.shape[1] * net.residual_channels)
+    return State(jnp.zeros((int(rings.sizes.sum()), *width), dtype), jnp.zeros(taps, dtype),
+                 jnp.zeros((), jnp.int32))
 
 
 def state_bytes(state: State) -> int:
-    return sum(a.size * a.dtype.itemsize for a in (*state.buffers, *state.oldest))
+    return sum(a.size * a.dtype.itemsize for a in (state.buffer, state.taps))
 
 
+@functools.partial(jax.jit, static_argnames=("net",))
 def fast_params(net, variables, global_vector=None):
-    """`WaveNet.fast_params` in the net's dtype, with the global conditioning folded into the
-    layer biases."""
-    packed = _in_dtype(net.apply(variables, method=net.fast_params), net.dtype)
+    """`WaveNet.fast_params` cast once to the net's dtype, with the global conditioning folded
+    into the layer biases ([layers, batch or 1, gate]); under "model", the variables of the
+    input and output layers, which the step runs through the model's own methods."""
+    packed = jax.tree.map(lambda p: p.astype(net.dtype),
+                          net.apply(variables, method=net.fast_params))
+    bias = packed["bias"][:, None, :]
     if global_vector is not None:
-        # [batch, layers, gate]: a per-row bias, the same at every step.
-        packed["bias"] = packed["bias"] + jnp.einsum(
-            "bd,ldg->blg", global_vector.astype(net.dtype), packed.pop("global"))
-    return packed
+        # A per-row bias, the same at every step.
+        bias = bias + jnp.einsum("bd,ldg->lbg", global_vector.astype(net.dtype),
+                                 packed.pop("global"))
+    ends = {name: variables["params"][name] for name in _END_LAYERS if name in variables["params"]}
+    return dict(packed, bias=bias, model={"params": ends})
 
 
-def _in_dtype(packed, dtype):
-    """Every parameter cast once per clip to the computation dtype, but the logits' bias: the
-    output layer adds it in float32, as the full pass's `LogitsDense` does."""
-    out = packed.pop("out")
-    packed = jax.tree.map(lambda p: p.astype(dtype), packed)
-    return dict(packed, out={"kernel": out["kernel"].astype(dtype), "bias": out["bias"]})
+_END_LAYERS = ("input_proj", "output_hidden", "output_cond", "output_logits")
 
 
 def step(net, variables, state: State, codes_t, *, global_cond=None, local_t=None):
@@ -214,58 +240,41 @@ def _force(net, params, state, codes, local):
 
 
 def _step(net, params, state: State, code, local_t):
-    x = _embed(net, params["input"], code)
-    bias, out_cond = params["bias"], None
+    x = net.apply(params["model"], code[:, None], method=net.embed_codes)[:, 0]
+    layers = len(params["present"])
+    # Every layer's share of the past is known before the step: one batched matmul.
+    h_past = jnp.einsum("lbk,lkg->lbg", state.taps, params["past"]) + params["bias"]
     if local_t is not None:
-        # One matmul projects this step's features for every layer (and the output stack).
-        local = local_t.astype(bias.dtype) @ params["local"]
-        layers, gate = bias.shape[-2:]
-        bias = bias + local[:, :layers * gate].reshape(x.shape[0], layers, gate)
-        if net.condition_output:
-            out_cond = local[:, layers * gate:]
-    half = net.gate_channels // 2
-    skips, buffers, oldest = [], [], []
-    for layer, (dilation, buffer) in enumerate(zip(net.layer_dilations, state.buffers)):
-        taps = [x]
-        if buffer.shape[0]:  # kernel size 1 keeps no past
-            buffer, taps = _ring_taps(buffer, state.oldest[layer], state.t, dilation, x)
-            oldest.append(_read(buffer, state.t + 1))  # x[t + 1 - size], before it is overwritten
-        else:
-            oldest.append(state.oldest[layer])
-        buffers.append(buffer)
-        h = jnp.concatenate(taps, axis=-1) @ params["taps"][layer] + bias[..., layer, :]
-        z = jnp.tanh(h[:, :half]) * jax.nn.sigmoid(h[:, half:])
-        skips.append(z)
-        if layer < len(params["res_kernel"]):
+        local = local_t.astype(x.dtype) @ params["local"]  # one matmul for every layer
+        h_past = h_past + jnp.moveaxis(local.reshape(x.shape[0], layers, -1), 1, 0)
+    inputs, gated = [], []
+    for layer in range(layers):
+        inputs.append(x)
+        z = gated_activation(x @ params["present"][layer] + h_past[layer])
+        gated.append(z)
+        if layer < layers - 1:
             x = x + z @ params["res_kernel"][layer] + params["res_bias"][layer]
-    skip = jnp.concatenate(skips, axis=-1) @ params["skip_kernel"] + params["skip_bias"]
-    return _output(params, skip, out_cond), State(tuple(buffers), tuple(oldest), state.t + 1)
+    skip = jnp.concatenate(gated, axis=-1) @ params["skip_kernel"] + params["skip_bias"]
+    logits = net.apply(params["model"], skip, local_t, method=net.output_stack)
+    return logits, _remember(net, state, jnp.stack(inputs))
 
 
-def _ring_taps(buffer, oldest, t, dilation, x):
-    """Writes x at slot t, then reads the taps between the oldest and the present, oldest
-    first: (updated buffer, [x[t - (k-1) d], ..., x[t - d], x[t]])."""
-    kernel_size = buffer.shape[0] // dilation + 1
-    buffer = jax.lax.dynamic_update_index_in_dim(buffer, x.astype(buffer.dtype),
-                                                 t % buffer.shape[0], 0)
-    middle = [_read(buffer, t - m * dilation) for m in range(kernel_size - 2, 0, -1)]
-    return buffer, [oldest, *middle, x]
+def _remember(net, state: State, inputs):
+    """Writes every layer's present input [layers, batch, residual] into its ring, then
+    gathers the taps of the next step (zeros before t = 0: those slots are still empty)."""
+    rings = _rings(net)
+    if not rings.lags.size:  # kernel size 1 keeps no past
+        return state._replace(t=state.t + 1)
+    t, buffer = state.t, state.buffer
+    for layer, (offset, size) in enumerate(zip(rings.offsets, rings.sizes)):
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, inputs[layer],
+                                                     offset + t % int(size), 0)
+    rows = rings.offsets[:, None] + (t + 1 - rings.lags) % rings.sizes[:, None]
+    return State(buffer, _flat_taps(buffer[rows]), t + 1)
 
 
-def _embed(net, input_params, code):
-    if net.output == "softmax":
-        return input_params["embedding"][code]
-    value = linear_dequantize(code, net.num_classes)[:, None].astype(input_params["kernel"].dtype)
-    return value @ input_params["kernel"] + input_params["bias"]
-
-
-def _output(params, skip, out_cond):
-    hidden = jax.nn.relu(skip) @ params["hidden"]["kernel"] + params["hidden"]["bias"]
-    if out_cond is not None:
-        hidden = hidden + out_cond
-    return float32_logits(jax.nn.relu(hidden), params["out"]["kernel"], params["out"]["bias"])
-
-
-def _read(buffer, position):
-    """The layer input at `position` (zeros before t = 0: those slots are still empty)."""
-    return jax.lax.dynamic_index_in_dim(buffer, position % buffer.shape[0], 0, keepdims=False)
+def _flat_taps(taps):
+    """[layers, k - 1, batch, residual] -> [layers, batch, (k - 1) * residual], the layout of
+    `WaveNet.fast_params`'s past kernels [layers, (k - 1) * residual, gate]."""
+    layers, taps_per_layer, batch, width = taps.shape
+    return jnp.moveaxis(taps, 1, 2).reshape(layers, batch, taps_per_layer * width)

@@ -1,7 +1,9 @@
 """Turning one step's predictive distribution into the next sample.
 
-The modes named in the WaveNet literature (van den Oord et al. 2016 and its follow-ups, see
-REFERENCE.md):
+The modes: ancestral sampling is the WaveNet paper's (van den Oord et al. 2016, arXiv
+1609.03499, sections 2.1-2.2: each sample is drawn from the softmax output and fed back in);
+argmax and the voicing-dependent "greedy" and "mode" strategies come from WaveNet vocoder
+practice for speech synthesis, not from the paper (their primary source is unverified here):
 
 * ``random``: ancestral sampling from softmax(logits / temperature);
 * ``argmax``: the most probable class (for MoL: the most probable component's mean);

@@ -37,8 +37,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
+from flax import traverse_util
 
-from audiozoo.models.hf_checkpoint import CheckpointFormatError, load_hf_dir, take
+from audiozoo.models.hf_checkpoint import (CheckpointFormatError, as_is, check_shapes, conv,
+                                           dense, layer_norm, load_hf_dir, take, take_all)
 from audiozoo.nn.convolution import Conv
 from audiozoo.nn.transformer import Encoder
 
@@ -212,7 +214,8 @@ def from_hf(path: str | Path) -> tuple[AST, dict]:
         raise CheckpointFormatError(
             f"{len(unused)} tensors of the checkpoint in {path} map to no AST parameter, e.g. "
             f"{unused[:5]}; is it an ASTForAudioClassification / ASTModel checkpoint?")
-    _check_shapes(module, params, path)
+    dummy = jax.ShapeDtypeStruct((1, module.num_frames, module.num_mel_bins), jnp.float32)
+    check_shapes(module, params, dummy, where=path)
     return module, {"params": jax.tree.map(jnp.asarray, params)}
 
 
@@ -256,63 +259,27 @@ def _module_from_config(config: dict, where: Path, num_classes: int) -> AST:
     )
 
 
-def _linear(weights, name: str, used: set[str]) -> dict:
-    # PyTorch Linear stores [out, in]; flax Dense kernels are [in, out].
-    return {"kernel": take(weights, f"{name}.weight", used).T,
-            "bias": take(weights, f"{name}.bias", used)}
-
-
-def _layer_norm(weights, name: str, used: set[str]) -> dict:
-    return {"scale": take(weights, f"{name}.weight", used),
-            "bias": take(weights, f"{name}.bias", used)}
-
-
-def _convert_layer(weights, name: str, names: dict, used: set[str]) -> dict:
-    layer: dict = {}
-    for path, hf_name in names.items():
-        convert = _layer_norm if path[-1].endswith("norm") else _linear
-        node = layer
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = convert(weights, name + hf_name, used)
-    return layer
+def _hf_names(module: AST, prefix: str, layout: str):
+    """(flax param path, checkpoint name, converter) for every parameter of `module`."""
+    emb = f"{prefix}embeddings."
+    # Conv2d [out, in, kh, kw] -> HWIO; kh runs over frequency in both frameworks.
+    yield from conv(("patch_embed",), f"{emb}patch_embeddings.projection")
+    yield ("cls_token",), f"{emb}cls_token", as_is
+    yield ("dist_token",), f"{emb}distillation_token", as_is
+    yield ("pos_embed",), f"{emb}position_embeddings", as_is
+    yield from layer_norm(("encoder", "norm"), f"{prefix}layernorm")
+    for i in range(module.num_layers):
+        for path, hf_name in HF_LAYER_NAMES[layout].items():
+            convert = layer_norm if path[-1].endswith("norm") else dense
+            yield from convert(("encoder", f"layers_{i}", *path),
+                               prefix + layout.format(i) + hf_name)
+    if module.num_classes:
+        yield from layer_norm(("head_norm",), "classifier.layernorm")
+        yield from dense(("head",), "classifier.dense")
 
 
 def _convert(weights, module: AST, prefix: str, used: set[str]) -> dict:
-    emb = f"{prefix}embeddings."
-    conv = take(weights, f"{emb}patch_embeddings.projection.weight", used)
-    params = {
-        # Conv2d [out, in, kh, kw] -> HWIO; kh runs over frequency in both frameworks.
-        "patch_embed": {"kernel": conv.transpose(2, 3, 1, 0),
-                        "bias": take(weights, f"{emb}patch_embeddings.projection.bias", used)},
-        "cls_token": take(weights, f"{emb}cls_token", used),
-        "dist_token": take(weights, f"{emb}distillation_token", used),
-        "pos_embed": take(weights, f"{emb}position_embeddings", used),
-        "encoder": {"norm": _layer_norm(weights, f"{prefix}layernorm", used)},
-    }
     layout = next((k for k in HF_LAYER_NAMES if f"{prefix}{k.format(0)}layernorm_before.weight"
                    in weights), "encoder.layer.{}.")
-    for i in range(module.num_layers):
-        params["encoder"][f"layers_{i}"] = _convert_layer(
-            weights, prefix + layout.format(i), HF_LAYER_NAMES[layout], used)
-    if module.num_classes:
-        params["head_norm"] = _layer_norm(weights, "classifier.layernorm", used)
-        params["head"] = _linear(weights, "classifier.dense", used)
-    return params
-
-
-def _check_shapes(module: AST, params: dict, path) -> None:
-    dummy = jax.ShapeDtypeStruct((1, module.num_frames, module.num_mel_bins), jnp.float32)
-    expected = jax.eval_shape(module.init, jax.random.key(0), dummy)["params"]
-    want, got = _shapes_by_path(expected), _shapes_by_path(params)
-    if want.keys() != got.keys():
-        raise CheckpointFormatError(f"{path}: parameters {sorted(want.keys() ^ got.keys())[:5]} "
-                                    f"are missing or extra")
-    for key, shape in want.items():
-        if got[key] != shape:
-            raise CheckpointFormatError(f"{path}: {key} has shape {got[key]} in the checkpoint but "
-                                        f"config.json implies {shape}")
-
-
-def _shapes_by_path(tree) -> dict[str, tuple]:
-    return {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+    flat = take_all(weights, _hf_names(module, prefix, layout), used)
+    return traverse_util.unflatten_dict(flat)

@@ -20,13 +20,14 @@ Unused modules that the reference builds but never calls (a batch norm per conv 
 norm per dense layer) are left out, so parameter counts are those of the computation.
 Batch norm uses flax momentum 0.9 (the reference: PyTorch momentum 0.05, i.e. flax 0.95).
 `features` is the last hidden layer's output, the paper's d-vector for speaker verification.
+`filter_responses` gives the learned filters' magnitude responses (the paper's section 5.1
+filter analysis); `audiozoo.plots.plot_filter_responses` draws them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 from typing import Any, ClassVar, Sequence
 
 import jax
@@ -34,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from audiozoo.files import atomic_path
 from audiozoo.nn.convolution import Conv
 from audiozoo.nn.sinc import SincConv, sinc_filters
 
@@ -195,18 +195,6 @@ SincNetTIMIT = functools.partial(SincNet, num_classes=462)
 SincNetLibriSpeech = functools.partial(SincNet, num_classes=2484)
 
 
-def _find_sinc_params(tree):
-    """The dict holding `low_hz_` and `band_hz_` anywhere in a variables / params tree."""
-    if hasattr(tree, "keys"):
-        if "low_hz_" in tree and "band_hz_" in tree:
-            return tree
-        for value in tree.values():
-            found = _find_sinc_params(value)
-            if found is not None:
-                return found
-    return None
-
-
 def filter_responses(low_hz_, band_hz_, *, kernel_size: int = 251, sample_rate: float = 16000,
                      min_low_hz: float = 50.0, min_band_hz: float = 50.0, n_fft: int = 4096):
     """(freqs [n_fft // 2 + 1] Hz, magnitudes [num_filters, n_fft // 2 + 1], low, high)."""
@@ -216,48 +204,3 @@ def filter_responses(low_hz_, band_hz_, *, kernel_size: int = 251, sample_rate: 
     mags = np.abs(np.fft.rfft(taps, n=max(n_fft, kernel_size), axis=-1))
     freqs = np.fft.rfftfreq(max(n_fft, kernel_size), 1 / sample_rate)
     return freqs, mags, np.asarray(low), np.asarray(high)
-
-
-def plot_filter_responses(variables, path, *, sample_rate: float = 16000,
-                          max_filters: int | None = None, kernel_size: int = 251,
-                          min_low_hz: float = 50.0, min_band_hz: float = 50.0,
-                          show_cutoffs: bool = True) -> str:
-    """Writes a PNG of the learned sinc filters' magnitude responses (dB re each filter's
-    peak) and, with show_cutoffs, their (low, high) cut-offs per filter. `variables` is a
-    SincNet's variables or params, or a SincConv's params. Returns the path."""
-    from matplotlib.figure import Figure  # Figure + savefig uses Agg, no global backend
-
-    params = _find_sinc_params(variables)
-    if params is None:
-        raise ValueError("no sinc layer parameters (low_hz_, band_hz_) in the given variables")
-    freqs, mags, low, high = filter_responses(
-        params["low_hz_"], params["band_hz_"], kernel_size=kernel_size,
-        sample_rate=sample_rate, min_low_hz=min_low_hz, min_band_hz=min_band_hz)
-    chosen = _spread(len(low), max_filters)
-    fig = Figure(figsize=(10, 7 if show_cutoffs else 4), layout="constrained")
-    axes = fig.subplots(2 if show_cutoffs else 1, 1, squeeze=False)[:, 0]
-    db = 20 * np.log10(np.maximum(mags, 1e-12) / mags.max(axis=1, keepdims=True))
-    for i in chosen:
-        axes[0].plot(freqs, db[i], linewidth=0.7)
-    axes[0].set(xlabel="frequency (Hz)", ylabel="magnitude (dB re peak)", ylim=(-80, 3),
-                title=f"sinc filter responses ({len(chosen)} of {len(low)})")
-    if show_cutoffs:  # every filter's band: cheap to draw and shows the whole bank
-        axes[1].vlines(np.arange(len(low)), low, high, linewidth=2)
-        axes[1].set(xlabel="filter", ylabel="pass band (Hz)", ylim=(0, sample_rate / 2),
-                    title="learned cut-offs (low, high)")
-    return _save_atomically(fig, os.fspath(path))
-
-
-def _spread(count: int, max_filters: int | None) -> np.ndarray:
-    if max_filters is None or max_filters >= count:
-        return np.arange(count)
-    if max_filters < 1:
-        raise ValueError(f"max_filters={max_filters} must be >= 1")
-    return np.unique(np.linspace(0, count - 1, max_filters).round().astype(int))
-
-
-def _save_atomically(fig, path: str) -> str:
-    """Readers never see half a PNG."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path

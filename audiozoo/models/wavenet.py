@@ -10,8 +10,9 @@ repetition). The discretized mixture-of-logistics head is the 16-bit extension o
 
 Contract: `logits = net.apply(variables, codes)` with codes int32 [batch, time] gives
 [batch, time, num_classes] (softmax head) or [batch, time, 3 * num_mixtures] (MoL head), and
-logits[:, t] predicts codes[:, t + 1]. `WaveNet.step` is the same network one sample at a
-time; `audiozoo.generation` drives it with per-layer ring buffers.
+logits[:, t] predicts codes[:, t + 1]. `audiozoo.generation` runs the same network one sample
+at a time with per-layer ring buffers, through `fast_params`, `embed_codes` and
+`output_stack`.
 
 Mixed precision: `dtype` is the computation dtype (e.g. jnp.bfloat16) of every layer; the
 parameters stay float32. The logits come out in float32 whatever `dtype` is (`LogitsDense`):
@@ -28,21 +29,12 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.audio.mulaw import linear_dequantize
+from audiozoo.nn.conv import dilation_schedule
 from audiozoo.nn.gated import GatedResidualBlock
 from audiozoo.nn.mixture_logistics import mol_num_params
 from audiozoo.nn.upsample import ConditionUpsampler
 
 OUTPUTS = ("softmax", "mol")
-
-
-def dilation_schedule(num_layers: int, num_stacks: int) -> tuple[int, ...]:
-    """Dilations 1, 2, 4, ... doubling within a stack and restarting at 1 for each stack."""
-    if num_layers < 1 or num_stacks < 1 or num_layers % num_stacks:
-        raise ValueError(
-            f"num_layers={num_layers} must be a positive multiple of num_stacks={num_stacks}"
-        )
-    per_stack = num_layers // num_stacks
-    return tuple(2 ** (i % per_stack) for i in range(num_layers))
 
 
 def float32_logits(x, kernel, bias):
@@ -225,35 +217,32 @@ class WaveNet(nn.Module):
 
     # ---- the one-sample form, for audiozoo.generation -----------------------------------
     def fast_params(self):
-        """The parameters rearranged for one-sample steps, stacked over layers:
+        """The layers' parameters rearranged for one-sample steps, stacked over layers:
 
-        taps [layers, kernel * residual, gate] (the dilated kernel's taps oldest first, so
-        it multiplies the concatenated past and present inputs), bias [layers, gate],
-        global [layers, global_dim, gate], local [local_ch, layers * gate (+ skip with
-        condition_output, the output stack's share last)],
+        present: per layer [residual, gate] (the dilated kernel's last tap), past [layers,
+        (kernel - 1) * residual, gate] (its other taps, oldest first), bias [layers, gate],
+        global [layers, global_dim, gate], local [local_ch, layers * gate],
         res_kernel/res_bias for every layer but the last, skip_kernel [layers * gate / 2,
-        skip] with the skip biases summed, and the input and output layers.
+        skip] with the skip biases summed. The input and output layers run through
+        `embed_codes` and `output_stack` themselves.
         """
         blocks = [b.variables["params"] for b in self.blocks]
-        taps = jnp.stack([b["dilated"]["kernel"] for b in blocks])
+        taps = jnp.stack([b["dilated"]["kernel"] for b in blocks])  # [layers, kernel, res, gate]
         packed = {
-            "input": self.input_proj.variables["params"],
-            "taps": taps.reshape(taps.shape[0], -1, taps.shape[-1]),
+            # Per-layer arrays, not one stacked array: XLA:CPU copies a slice of a stacked
+            # weight out before every matmul, every step.
+            "present": list(taps[:, -1]),
+            "past": taps[:, :-1].reshape(taps.shape[0], -1, taps.shape[-1]),
             "bias": jnp.stack([b["dilated"]["bias"] for b in blocks]),
             "res_kernel": [b["residual_proj"]["kernel"] for b in blocks[:-1]],
             "res_bias": [b["residual_proj"]["bias"] for b in blocks[:-1]],
             "skip_kernel": jnp.concatenate([b["skip_proj"]["kernel"] for b in blocks]),
             "skip_bias": sum(b["skip_proj"]["bias"] for b in blocks),
-            "hidden": self.output_hidden.variables["params"],
-            "out": self.output_logits.variables["params"],
         }
         if self.uses_global:
             packed["global"] = jnp.stack([b["global_proj"]["kernel"] for b in blocks])
         if self.uses_local:
-            kernels = [b["local_proj"]["kernel"] for b in blocks]
-            if self.condition_output:
-                kernels.append(self.output_cond.variables["params"]["kernel"])
-            packed["local"] = jnp.concatenate(kernels, 1)
+            packed["local"] = jnp.concatenate([b["local_proj"]["kernel"] for b in blocks], 1)
         return packed
 
     def upsample_local(self, local_cond, batch: int, num_samples: int):

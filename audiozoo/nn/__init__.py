@@ -1,4 +1,4 @@
-"""Building blocks shared by several models: causal dilated convolution (full and one-step),
+"""Building blocks shared by several models: causal dilated convolution,
 the gated residual block, the conditioning upsampler, the discretized mixture of logistics,
 the discrete bottlenecks (VQ-VAE and argmax autoencoder)."""
 

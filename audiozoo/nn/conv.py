@@ -1,11 +1,12 @@
-"""Causal dilated 1-D convolution, in full-sequence and one-step form.
+"""Causal dilated 1-D convolution and the dilation schedule of a stack of them.
 
 WaveNet (van den Oord et al. 2016, arXiv 1609.03499), sections 2.1 and 2.3: a causal
 convolution only sees the present and the past, and dilation d skips d - 1 samples between
-taps, so a stack of dilations 1, 2, 4, ... grows the receptive field exponentially.
+taps, so a stack of dilations 1, 2, 4, ... grows the receptive field exponentially
+(`dilation_schedule`; the NSynth encoder, Engel et al. 2017 section 3.1, uses the same one).
 
-The one-step form (`CausalConv1D.step`) is the Fast WaveNet idea (Paine et al. 2016): a layer
-needs only its last (kernel_size - 1) * dilation inputs, kept in a fixed-size ring buffer.
+`audiozoo.generation` runs the one-sample form (the Fast WaveNet idea, Paine et al. 2016): a
+layer needs only its last (kernel_size - 1) * dilation inputs, kept in a fixed-size ring buffer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+
+
+def dilation_schedule(num_layers: int, num_stacks: int) -> tuple[int, ...]:
+    """Dilations 1, 2, 4, ... doubling within a stack and restarting at 1 for each stack."""
+    if num_layers < 1 or num_stacks < 1 or num_layers % num_stacks:
+        raise ValueError(
+            f"num_layers={num_layers} must be a positive multiple of num_stacks={num_stacks}"
+        )
+    per_stack = num_layers // num_stacks
+    return tuple(2 ** (i % per_stack) for i in range(num_layers))
 
 
 class CausalConv1D(nn.Module):
@@ -53,17 +64,3 @@ class CausalConv1D(nn.Module):
             dimension_numbers=("NWC", "WIO", "NWC"),
         )
         return y if bias is None else y + bias.astype(x.dtype)
-
-    def step(self, x_t: jax.Array, past: jax.Array) -> jax.Array:
-        """One output sample from the present input x_t [batch, in] and its past taps.
-
-        past: [batch, kernel_size - 1, in], the inputs (kernel_size - 1) * dilation, ...,
-        1 * dilation samples ago, oldest first (what the ring buffer holds for this layer).
-        Reads the parameters `__call__` created, so it never initialises anything itself.
-        """
-        kernel = self.get_variable("params", "kernel")
-        bias = self.get_variable("params", "bias") if self.use_bias else None
-        taps = jnp.concatenate([past, x_t[:, None, :]], axis=1)  # [batch, kernel, in]
-        taps = taps.astype(self.dtype)
-        y = jnp.einsum("bki,kio->bo", taps, kernel.astype(self.dtype))
-        return y if bias is None else y + bias.astype(self.dtype)

@@ -11,10 +11,11 @@ positions than the kernel has taps (a 3 x 3 conv over a 2 x 2 or 4 x 2 map, a 5 
 live there (ResNet-18's last stage on a 1 s log-mel sees 4 x 2). The gradients of a strided
 conv are slow up to four times as many positions.
 
-On those shapes this module computes the same convolution as a sum over kernel taps of
-(strided slice of the padded input) @ (that tap's [in, out] matrix): the same products,
-summed in a different order, so it matches the convolution to float32 rounding, and its
-gradient is slices and matmuls too. Every other shape, and every other backend, takes
+On those shapes this module computes the same convolution as one matrix product: the
+strided slices of the padded input that the kernel's taps read, side by side along the
+channels, @ the kernel as a [taps * in, out] matrix: the same products, summed in a different
+order, so it matches the convolution to float32 rounding, and its gradient is slices and a
+matmul too. Every other shape, and every other backend, takes
 `jax.lax.conv_general_dilated` unchanged. Parameters and their layout are flax's
 (`nn.Conv`'s kernel [*window, in, out]), so checkpoints and weight converters do not change.
 """
@@ -27,6 +28,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 from jax import lax
 
@@ -48,9 +50,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 def conv_as_tap_matmuls(lhs, rhs, window_strides, pads, rhs_dilation=None, precision=None,
                         preferred_element_type=None):
     """Channels-last convolution (lhs [batch, *spatial, in], rhs [*window, in, out], explicit
-    (low, high) pads) as a sum over the kernel's taps of strided input slices @ tap matrices.
-    Taps that only ever read padding add zeros and are skipped (most of a 7 x 7 kernel on a
-    2 x 2 map)."""
+    (low, high) pads) as one matmul: the strided input slices of the kernel's taps side by
+    side along the channels [batch, *out_spatial, taps * in] @ the kernel as [taps * in, out].
+    Taps that only ever read padding add zeros and are left out (most of a 7 x 7 kernel on a
+    2 x 2 map). One matmul rather than one per tap: a per-tap matmul would copy its tap's
+    [in, out] slice out of the kernel every call (9 MB per 3 x 3 x 512 x 512 kernel)."""
     spatial = lhs.ndim - 2
     dilation = tuple(rhs_dilation or (1,) * spatial)
     window = rhs.shape[:spatial]
@@ -58,20 +62,24 @@ def conv_as_tap_matmuls(lhs, rhs, window_strides, pads, rhs_dilation=None, preci
     x = jnp.pad(lhs, [(0, 0), *pads, (0, 0)])
     out_size = [(x.shape[1 + i] - (window[i] - 1) * dilation[i] - 1) // window_strides[i] + 1
                 for i in range(spatial)]
-    out_dtype = preferred_element_type or jnp.result_type(lhs, rhs)
-    # A convolution accumulates low-precision products in float32; so does this sum of taps.
-    accumulate = jnp.promote_types(out_dtype, jnp.float32)
-    out = jnp.zeros((lhs.shape[0], *out_size, rhs.shape[-1]), accumulate)
-    for tap in itertools.product(*(range(k) for k in window)):
+    taps = [tap for tap in itertools.product(*(range(k) for k in window))
+            if all(_reads_input(t * d, n, st, lo, size) for t, d, n, st, (lo, _), size in
+                   zip(tap, dilation, out_size, window_strides, pads, sizes))]
+    pieces = []
+    for tap in taps:
         start = [t * d for t, d in zip(tap, dilation)]
-        if not all(_reads_input(s, n, st, lo, size) for s, n, st, (lo, _), size in
-                   zip(start, out_size, window_strides, pads, sizes)):
-            continue
         limit = [s + (n - 1) * st + 1 for s, n, st in zip(start, out_size, window_strides)]
-        piece = lax.slice(x, [0, *start, 0], [x.shape[0], *limit, x.shape[-1]],
-                          [1, *window_strides, 1])
-        out = out + lax.dot_general(piece, rhs[tap], (((spatial + 1,), (0,)), ((), ())),
-                                    precision=precision, preferred_element_type=accumulate)
+        pieces.append(lax.slice(x, [0, *start, 0], [x.shape[0], *limit, x.shape[-1]],
+                                [1, *window_strides, 1]))
+    kernel = rhs.reshape(-1, *rhs.shape[-2:])  # [taps, in, out], row-major like `taps`
+    if len(taps) < kernel.shape[0]:
+        kernel = kernel[jnp.asarray([np.ravel_multi_index(tap, window) for tap in taps])]
+    out_dtype = preferred_element_type or jnp.result_type(lhs, rhs)
+    # A convolution accumulates low-precision products in float32; so does this matmul.
+    accumulate = jnp.promote_types(out_dtype, jnp.float32)
+    out = lax.dot_general(jnp.concatenate(pieces, axis=-1), kernel.reshape(-1, rhs.shape[-1]),
+                          (((spatial + 1,), (0,)), ((), ())), precision=precision,
+                          preferred_element_type=accumulate)
     return out.astype(out_dtype)
 
 

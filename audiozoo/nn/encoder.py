@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.conv import dilation_schedule
 from audiozoo.nn.convolution import Conv
 
 
@@ -38,11 +39,10 @@ class DilatedEncoder(nn.Module):
 
     @property
     def dilations(self) -> tuple[int, ...]:
-        if self.num_layers < 1 or self.num_stacks < 1 or self.num_layers % self.num_stacks:
-            raise ValueError(f"encoder num_layers={self.num_layers} must be a positive multiple "
-                             f"of num_stacks={self.num_stacks}")
-        per_stack = self.num_layers // self.num_stacks
-        return tuple(2 ** (i % per_stack) for i in range(self.num_layers))
+        try:
+            return dilation_schedule(self.num_layers, self.num_stacks)
+        except ValueError as e:  # say which stack of the autoencoder is misconfigured
+            raise ValueError(f"encoder {e}") from None
 
     @property
     def receptive_field(self) -> int:

@@ -1,10 +1,10 @@
-"""The gated residual block of WaveNet, in full-sequence and one-step form.
+"""The gated residual block of WaveNet.
 
 WaveNet (van den Oord et al. 2016, arXiv 1609.03499): section 2.3 (gated activation
 z = tanh(W_f * x) . sigmoid(W_g * x)), section 2.4 (residual and parameterised skip
 connections) and section 2.5 (global conditioning adds V h, local conditioning adds V * y, in
 every layer). The NSynth autoencoder and the discrete autoencoders reuse this block for their
-decoders.
+decoders. `audiozoo.generation` runs the one-sample form, sharing `gated_activation`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.conv import CausalConv1D
+
+
+def gated_activation(h):
+    """z = tanh(filter) . sigmoid(gate), the two halves of h's last axis (section 2.3); shared
+    by the full pass and the one-sample generator."""
+    filt, gate = jnp.split(h, 2, axis=-1)
+    return jnp.tanh(filt) * jax.nn.sigmoid(gate)
 
 
 class GatedResidualBlock(nn.Module):
@@ -60,16 +67,11 @@ class GatedResidualBlock(nn.Module):
             global_cond = global_cond[:, None, :]  # the same vector at every time step
         return self._gate(x, self.dilated(x), global_cond, local_cond)
 
-    def step(self, x_t, past, global_cond=None, local_cond_t=None):
-        """One time step: x_t [batch, residual], past [batch, kernel_size - 1, residual]."""
-        return self._gate(x_t, self.dilated.step(x_t, past), global_cond, local_cond_t)
-
     def _gate(self, x, h, global_cond, local_cond):
         if self.global_proj is not None:
             h = h + self.global_proj(global_cond)
         if self.local_proj is not None:
             h = h + self.local_proj(local_cond)
-        filt, gate = jnp.split(h, 2, axis=-1)
-        z = jnp.tanh(filt) * jax.nn.sigmoid(gate)
+        z = gated_activation(h)
         residual = x if self.residual_proj is None else x.astype(self.dtype) + self.residual_proj(z)
         return residual, self.skip_proj(z)

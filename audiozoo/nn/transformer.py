@@ -49,6 +49,52 @@ def expand_mask(mask: jax.Array | None) -> jax.Array | None:
     return mask.astype(bool)
 
 
+def attend(q, k, v, mask=None, dropout=None):
+    """Scaled dot-product attention, heads first: q [batch, heads, query, head_dim], k and v
+    [batch, heads, key, head_dim], mask broadcastable to [batch, heads, query, key] (see
+    `expand_mask`); dropout, if given, acts on the probabilities. Returns [batch, heads,
+    query, head_dim]."""
+    # Scores and softmax in float32 (the products stay in q's dtype): half-precision scores
+    # would be rounded before the exponential, or overflow.
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k,
+                        preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    if mask is not None:
+        # A select, not an added bias: min + a negative score would overflow to -inf.
+        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    if dropout is not None:
+        probs = dropout(probs)
+    return jnp.einsum("bhqk,bhkd->bhqd", probs, v)
+
+
+def attend_per_head(q, k, v, mask=None):
+    """`attend` computed two heads at a time (a `lax.map` over batch x heads): the same
+    arithmetic, but each step's scores [2, query, key] stay in cache, where XLA:CPU otherwise
+    streams every head's scores through memory several times
+    (`experiments/benchmark/attention_paths.py`)."""
+    batch, heads, queries, dim = q.shape
+    group = 2 if (batch * heads) % 2 == 0 else 1
+    steps = batch * heads // group
+
+    def grouped(x):  # [batch, heads, ...] -> [steps, 1, group, ...]
+        return x.reshape(steps, 1, group, *x.shape[2:])
+
+    masks = None
+    if mask is not None:
+        masks = grouped(jnp.broadcast_to(mask, (batch, heads, *mask.shape[2:])))
+    y = jax.lax.map(lambda args: attend(*args), (grouped(q), grouped(k), grouped(v), masks))
+    return y.reshape(batch, heads, queries, dim)
+
+
+def _attend_per_head(q_shape, k_shape) -> bool:
+    """Whether to loop over heads: for inference on CPU, once all heads' scores pass 2^23
+    floats (`experiments/benchmark/attention_paths.py`, batch 2 x 12 heads: at 499 tokens,
+    6.0M scores, the loop is 0.72x all heads at once; at 700, 11.8M, 1.51x; at 1,214, 1.44x).
+    With gradients the loop is slower (0.6-0.95x), so training never takes it."""
+    batch, heads, queries, _ = q_shape
+    return jax.default_backend() == "cpu" and batch * heads * queries * k_shape[2] >= 2 ** 23
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention with separate query / key / value / output projections."""
 
@@ -66,23 +112,20 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"hidden size {dim} is not divisible by num_heads={self.num_heads}")
         head_dim = dim // self.num_heads
 
-        def project(name):
+        def project(name):  # -> [batch, heads, time, head_dim]
             y = nn.Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, dtype=self.dtype,
                          name=name)(x)
-            return y.reshape(*x.shape[:-1], self.num_heads, head_dim)
+            return jnp.moveaxis(y.reshape(*x.shape[:-1], self.num_heads, head_dim), -2, 1)
 
         q, k, v = project("query"), project("key"), project("value")
-        # Scores and softmax in float32 (the products stay in self.dtype): half-precision
-        # scores would be rounded before the exponential, or overflow.
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k,
-                            preferred_element_type=jnp.float32) * head_dim ** -0.5
         mask = expand_mask(mask)
-        if mask is not None:
-            # A select, not an added bias: min + a negative score would overflow to -inf.
-            scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        probs = nn.Dropout(self.dropout, deterministic=not train)(probs)
-        y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
+        if train:
+            y = attend(q, k, v, mask, nn.Dropout(self.dropout, deterministic=False))
+        elif _attend_per_head(q.shape, k.shape):
+            y = attend_per_head(q, k, v, mask)
+        else:
+            y = attend(q, k, v, mask)
+        y = jnp.moveaxis(y, 1, -2).reshape(x.shape)
         return nn.Dense(dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="out")(y)
 
 

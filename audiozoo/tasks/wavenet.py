@@ -3,8 +3,9 @@
 WaveNet (van den Oord et al. 2016), section 2.2: the audio is mu-law companded to 256 classes
 and the model is trained with the cross-entropy of the next sample; with the mixture-of-
 logistics head the targets are 16-bit linear classes and the loss is the discretized logistic
-mixture likelihood. Small input noise against divergence (section "training trick" in
-REFERENCE.md) is `task.input_noise`. Only positions whose whole receptive field lies inside
+mixture likelihood. Small Gaussian noise on the input waveform against divergence, a training
+trick of WaveNet reimplementations rather than of the paper (source unverified here), is
+`task.input_noise` (off by default). Only positions whose whole receptive field lies inside
 the training crop are scored, so zero padding never stands in for real history.
 """
 

@@ -23,6 +23,7 @@ from audiozoo.tasks import build_task
 from audiozoo.train import mesh as mesh_lib
 from audiozoo.train.checkpoint import Checkpointer, check_compatible
 from audiozoo.train.metrics import MetricWriter, plot_loss_curve
+from audiozoo.train.tensorboard import TensorBoardWriter
 
 CONFIG_FILE = "config.json"
 
@@ -123,7 +124,10 @@ class Trainer:
         self.eval_loader = self._loader("eval", config.data.seed + 1) if config.train.eval_every else None
         self.task.check_data(self.train_loader.dataset)
         self.checkpointer = Checkpointer(self.workdir, max_to_keep=config.train.keep_checkpoints)
-        self.writer = MetricWriter(self.workdir, enabled=self.is_main)
+        # .get: a config saved before train.tensorboard existed still loads.
+        self.tensorboard = TensorBoardWriter(
+            self.workdir, enabled=self.is_main and config.train.get("tensorboard", True))
+        self.writer = MetricWriter(self.workdir, enabled=self.is_main, tensorboard=self.tensorboard)
         # Independent streams; each step's key is fold_in(step_key, step), a pure function
         # of the step, so resumed runs draw what uninterrupted ones would.
         self.init_key, self.step_key, self.eval_key, self.sample_key = jax.random.split(
@@ -174,9 +178,16 @@ class Trainer:
         epoch, offset = self.train_loader.position(step)
         self.checkpointer.save(step, state, config_json=config_lib.to_json(self.config),
                                data_position={"step": step, "epoch": epoch, "offset": offset})
+        self.tensorboard.flush()  # a killed run's event file then covers what resuming keeps
 
     # ---- loop ---------------------------------------------------------------------
     def run(self):
+        try:
+            return self._run()
+        finally:  # also on Ctrl-C and errors: the events written so far reach the disk
+            self.tensorboard.close()
+
+    def _run(self):
         make_dir(self.workdir)
         if self.is_main:  # what a killed run left half-written; the workdir lock makes it ours
             for folder in (self.workdir, self.workdir / "samples"):
@@ -299,6 +310,7 @@ class Trainer:
         for name, audio in clips.items():
             path = self.workdir / "samples" / f"step{step:07d}_{name}.wav"
             write_audio(path, audio, self.task.sample_rate)
+            self.tensorboard.write_sample(step, name, audio, self.task.sample_rate)
             paths.append(path)
         return paths
 

@@ -1,4 +1,5 @@
-"""Metric writers: a JSONL log in the workdir, and a loss-curve PNG drawn from it."""
+"""Metric writers: a JSONL log in the workdir (mirrored to TensorBoard when asked), and a
+loss-curve PNG drawn from it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from audiozoo.files import atomic_path, write_text_atomic
 class MetricWriter:
     """Appends {"step", "split", ...metrics} lines to workdir/metrics.jsonl.
 
-    Only the main process writes, so a multi-host run has one log.
+    Only the main process writes, so a multi-host run has one log. `tensorboard` (an
+    audiozoo.train.tensorboard.TensorBoardWriter) gets the same records and the same drops.
     """
 
-    def __init__(self, workdir: str | Path, *, enabled: bool = True):
+    def __init__(self, workdir: str | Path, *, enabled: bool = True, tensorboard=None):
         self.path = Path(workdir) / "metrics.jsonl"
         self.enabled = enabled
+        self.tensorboard = tensorboard
 
     def write(self, step: int, split: str, metrics: dict) -> None:
         if not self.enabled:
@@ -29,9 +32,13 @@ class MetricWriter:
         record.update({k: _plain(v) for k, v in metrics.items()})
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.write_scalars(step, split, {k: record[k] for k in metrics})
 
     def drop_after(self, step: int) -> None:
         """A resumed run repeats the steps after its checkpoint: forget their old lines."""
+        if self.tensorboard is not None:
+            self.tensorboard.drop_after(step)
         if not self.enabled or not self.path.exists():
             return
         kept = [line for line in read_jsonl(self.path) if line["step"] <= step]
