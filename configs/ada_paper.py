@@ -5,10 +5,10 @@ pooling every 8 samples into one of 2048 argmax-autoencoder codes, and a WaveNet
 20 layers (2 stacks of 1..512, kernel 2, residual 128, gate 256, skip 256; receptive field
 2047 samples). Level 2 (``level2``): the same shapes over the level-1 codes with a hop of 8
 codes (64 samples per level-2 code); its decoder's 2047-code receptive field spans 16376
-samples (1.0 s). The paper's exact hop sizes, codebook sizes and decoder widths are not in
-REFERENCE.md: every size here is unverified, chosen at the paper's scale. No table is
-reproduced (the paper's 413 h piano corpus is not here); the synthetic notes stand in unless
---config.data.name=wav_folder --config.data.root=DIR is given.
+samples (1.0 s). The paper's exact hop sizes, codebook sizes and decoder widths were not
+checked against the paper: every size here is unverified, chosen at the paper's scale. No
+table is reproduced (the paper's 413 h piano corpus is not here); the synthetic notes stand
+in unless --config.data.name=wav_folder --config.data.root=DIR is given.
 
     audiozoo train --config configs/ada_paper.py:level1 --workdir runs/ada1
     audiozoo train --config configs/ada_paper.py:level2 --workdir runs/ada2 \\

@@ -11,9 +11,9 @@ One fold per run; the paper's number is the mean over eval folds 1..5:
         --config.data.eval_folds=(5,)
     audiozoo evaluate --workdir runs/ast_esc50_f5
 
-Recipe values beyond REFERENCE.md (5 s clips -> 512 frames, SpecAugment 24 freq / 96 time,
+Recipe values not in the paper (5 s clips -> 512 frames, SpecAugment 24 freq / 96 time,
 lr 1e-5, batch 48, 25 epochs, ESC-50 fbank statistics) follow the AST repository's ESC-50
-recipe and are not verified against the paper text.
+recipe (YuanGongND/ast, egs/esc50/run_esc.sh) and are not verified against the paper text.
 """
 
 from audiozoo.audio.frontend import default_frontend_config

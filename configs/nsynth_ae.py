@@ -1,14 +1,14 @@
 """The NSynth WaveNet autoencoder at paper scale (Engel et al. 2017, arXiv 1704.01279, sec. 3.1).
 
 Encoder: 30 non-causal layers (dilation 2^(i mod 10), kernel 3, 128 channels), 1x1 to 16
-channels, average pooling over 512 samples (a 4 s note -> 125 x 16). Decoder: 30 layers in
-3 stacks of dilations 1..512, kernel 3, residual 512 (gate 1024), skip 256, 256 mu-law
-classes, conditioned on the encoding (repeated to the audio rate, a 1x1 into every layer and
-the output stack); receptive field 6139 samples (the reference code's kernel-3 start conv
-adds 2, REFERENCE.md's ~6141). Training: random 6144-sample crops of NSynth notes, Adam
-lr 2e-4 with a step schedule (the paper's 200k iterations; the decay points are not in
-REFERENCE.md and are a guess: x0.5 at 120k, 160k, 180k). Batch 32 here; the paper's is
-not in REFERENCE.md (unverified). No paper table is reproduced (the data is not on this
+channels, average pooling over 512 samples (a 4 s note -> 125 x 16). Decoder: 30 layers in 3
+stacks of dilations 1..512, kernel 3, residual 512 (gate 1024), skip 256, 256 mu-law classes,
+conditioned on the encoding (repeated to the audio rate, a 1x1 into every layer and the
+output stack); receptive field 6139 samples (the reference code's kernel-3 start conv adds 2:
+~6141 in magenta's nsynth/wavenet/h512_bo16.py). Training: random 6144-sample crops of NSynth
+notes, Adam lr 2e-4 with a step schedule (the paper's 200k iterations; the decay points are a
+guess, not the paper's or h512_bo16.py's: x0.5 at 120k, 160k, 180k). Batch 32 here; the
+paper's batch size is unverified. No paper table is reproduced (the data is not on this
 machine); without --config.data.root the synthetic NSynth-like notes are used.
 
     audiozoo train --config configs/nsynth_ae.py --workdir runs/nsynth_ae \\

@@ -10,10 +10,10 @@ their posteriors averaged), and `audiozoo evaluate` reports the chunk-level accu
     audiozoo train --config configs/sincnet_timit.py --workdir runs/sincnet_timit \\
         --config.data.root=/data/timit_speakers --config.data.eval_list=test_sentences.txt
 
-Settings from REFERENCE.md: 80 sinc filters of 251 taps, 60/60 convs of 5, max-pool 3,
-layer norm, LeakyReLU 0.2, 3 x 2048 dense with batch norm, RMSprop lr 1e-3, 200 ms chunks.
-Batch 128 and 360 epochs of 800 batches follow the reference code's TIMIT cfg (unverified
-against the paper text).
+Settings from the paper (arXiv 1808.00158, section 3): 80 sinc filters of 251 taps, 60/60
+convs of 5, max-pool 3, layer norm, LeakyReLU 0.2, 3 x 2048 dense with batch norm, RMSprop lr
+1e-3, 200 ms chunks. Batch 128 and 360 epochs of 800 batches follow the reference code's
+TIMIT cfg (unverified against the paper text).
 """
 
 from audiozoo.audio.frontend import default_frontend_config

@@ -5,14 +5,16 @@ Baevski et al. 2020 (arXiv 2006.11477), section 4.2.
         --config.data.root=/data/LibriSpeech/train-960
 
 Which numbers come from where:
-- REFERENCE.md (checked against the paper): BASE 12 x 768, FFN 3072, 12 heads, group-norm
-  feature encoder; quantiser G = 2 x V = 320; Gumbel temperature 2 -> 0.5 by 0.999995 per
-  update; K = 100 distractors; kappa = 0.1; diversity weight alpha = 0.1; masking p = 0.065,
-  M = 10, which is mask_time_prob = p * M = 0.65 in HF's / fairseq's terms (they count spans
-  as mask_prob * frames / M): about 49% of the frames masked, as the paper reports.
-- The paper's section 4.2, not in REFERENCE.md (unverified here): crops of 250k samples
-  (15.6 s); 400k updates; Adam with the learning rate warmed up over the first 8% of updates
-  (32k) to 5e-4 and then decayed linearly; dropout 0.1 in the Transformer, after the feature encoder and before the
+- The paper (sections 2, 3 and 4.2): BASE 12 x 768, FFN 3072, group-norm feature encoder
+  (12 attention heads, as in fairseq's and Hugging Face's released BASE checkpoints; the
+  paper's text gives 8, unverified here); quantiser G = 2 x V = 320; Gumbel temperature
+  2 -> 0.5 by 0.999995 per update; K = 100 distractors; kappa = 0.1; diversity weight
+  alpha = 0.1; masking p = 0.065, M = 10, which is mask_time_prob = p * M = 0.65 in HF's /
+  fairseq's terms (they count spans as mask_prob * frames / M): about 49% of the frames
+  masked, as the paper reports.
+- The paper's section 4.2 (unverified here): crops of 250k samples (15.6 s); 400k updates;
+  Adam with the learning rate warmed up over the first 8% of updates (32k) to 5e-4 and then
+  decayed linearly; dropout 0.1 in the Transformer, after the feature encoder and before the
   quantiser; LayerDrop 0.05; codevectors of d / G = 128 (codevector_dim 256); feature-encoder
   gradients scaled by 0.1 with an L2 penalty on its output.
 - fairseq's wav2vec2_base_librispeech config (unverified here): feature-penalty weight 10,

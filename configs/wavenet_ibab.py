@@ -1,10 +1,10 @@
 """The ibab/tensorflow-wavenet default model, unconditional, 16 kHz, mu-law 256.
 
-REFERENCE.md: kernel 2, dilations 1..512 repeated 5 times, residual 32, dilation 32 (our
-gate_channels counts filter + gate, so 64), skip 512, 256 classes. Receptive field
-1 + 5 * 1023 = 5116 samples (320 ms); ibab reports 5117 because it adds an initial causal
-conv of width 2 where we use a 1x1 input projection. ibab trains with batch 1 on 100000-sample
-pieces, Adam lr 1e-3.
+ibab/tensorflow-wavenet wavenet_params.json: kernel 2, dilations 1..512 repeated 5 times,
+residual 32, dilation 32 (our gate_channels counts filter + gate, so 64), skip 512, 256
+classes. Receptive field 1 + 5 * 1023 = 5116 samples (320 ms); ibab reports 5117 because it
+adds an initial causal conv of width 2 where we use a 1x1 input projection. ibab trains with
+batch 1 on 100000-sample pieces, Adam lr 1e-3.
 
     audiozoo train --config configs/wavenet_ibab.py --workdir runs/wavenet_ibab
 """

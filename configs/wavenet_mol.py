@@ -1,9 +1,9 @@
 """16-bit WaveNet with a discretized mixture-of-logistics output (r9y9 wavenet_vocoder MoL).
 
-REFERENCE.md: 24 layers in 4 stacks (dilations 1..32), kernel 3, residual 128, gate 256,
-skip 128, 10 logistic components, log-scale floor -16, 65536 linear classes. Receptive field
-1 + 2 * 4 * 63 = 505 samples (32 ms at 16 kHz). r9y9 conditions on mel spectrograms at
-22.05 kHz; here it is conditioned on the synthetic note family.
+r9y9/wavenet_vocoder hparams.py defaults: 24 layers in 4 stacks (dilations 1..32), kernel 3,
+residual 128, gate 256, skip 128, 10 logistic components, log-scale floor -16, 65536 linear
+classes. Receptive field 1 + 2 * 4 * 63 = 505 samples (32 ms at 16 kHz). r9y9 conditions on
+mel spectrograms at 22.05 kHz; here it is conditioned on the synthetic note family.
 
     audiozoo train --config configs/wavenet_mol.py --workdir runs/wavenet_mol
 """

@@ -1,6 +1,7 @@
 """nv-wavenet's "medium" model: 20 layers, residual 64, skip 128, kernel 2, max dilation 512.
 
-REFERENCE.md: two stacks of 1..512, receptive field 1 + 2 * 1023 = 2047 samples (128 ms at
+Two stacks of 1..512 (NVIDIA/nv-wavenet README: dilation doubles up to maxDilation, then
+resets to 1), receptive field 1 + 2 * 1023 = 2047 samples (128 ms at
 16 kHz). This is also the configuration of the fast-generation speed goals. Conditioned on
 the synthetic note family by default.
 

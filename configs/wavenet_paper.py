@@ -1,6 +1,6 @@
 """WaveNet with the paper's example dilation schedule: 3 stacks of 1, 2, ..., 512.
 
-van den Oord et al. 2016, section 2.6 / REFERENCE.md: kernel 2, receptive field
+van den Oord et al. 2016 (arXiv 1609.03499), section 2.1: kernel 2, receptive field
 1 + 3 * 1023 = 3070 samples (192 ms at 16 kHz). The paper gives no channel widths; these are
 the nv-wavenet "medium" widths with a wider skip path. Reproduces no table (the paper's
 Table 1 is a MOS study on proprietary speech).
