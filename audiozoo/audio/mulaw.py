@@ -22,6 +22,7 @@ out-of-range audio and models only see audio through these codecs.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
@@ -88,3 +89,11 @@ def linear_quantize(x: ArrayLike, num_classes: int = 65536) -> jnp.ndarray:
 def linear_dequantize(q: ArrayLike, num_classes: int = 65536) -> jnp.ndarray:
     """Class -> its centre -1 + 2 q / (num_classes - 1) in [-1, 1]."""
     return 2.0 * _as_float(q) / (num_classes - 1) - 1.0
+
+
+def silence_code(num_classes: int, mu_law: bool = True) -> int:
+    """The code of a zero sample under the mu-law (or, with mu_law=False, the linear)
+    quantiser, as a Python int even under jit: the input autoregressive models start from."""
+    quantize = mu_law_quantize if mu_law else linear_quantize
+    with jax.ensure_compile_time_eval():
+        return int(quantize(0.0, num_classes))

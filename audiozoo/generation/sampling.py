@@ -35,7 +35,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from audiozoo.audio.mulaw import linear_quantize, mu_law_quantize
+from audiozoo.audio import mulaw
+from audiozoo.audio.mulaw import linear_quantize
 from audiozoo.nn.mixture_logistics import sample_discretized_mix_logistic, split_mol_params
 
 METHODS = ("random", "argmax", "greedy", "mode", "top_p")
@@ -69,10 +70,7 @@ class Sampling:
 
 def silence_code(net) -> int:
     """The code of a zero sample under the model's quantiser (a Python int, even under jit)."""
-    with jax.ensure_compile_time_eval():
-        if net.output == "softmax":
-            return int(mu_law_quantize(0.0, net.num_classes))
-        return int(linear_quantize(0.0, net.num_classes))
+    return mulaw.silence_code(net.num_classes, mu_law=net.output == "softmax")
 
 
 def predictive_entropy_bits(net, logits):

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from audiozoo.generation.sampling import silence_code
+from audiozoo.audio.mulaw import silence_code
 from audiozoo.models.wavenet import WaveNet
 from audiozoo.nn.bottleneck import ArgmaxBottleneck, BottleneckOutput, VectorQuantizer
 from audiozoo.nn.encoder import DilatedEncoder
@@ -121,7 +121,8 @@ class WaveNetAutoencoder(nn.Module):
         logits[:, t] predicts codes[:, t] from codes[:, :t] and the latent of the whole clip.
         """
         out = self.bottleneck_out(codes, train)
-        inputs = jnp.pad(codes[:, :-1], ((0, 0), (1, 0)), constant_values=silence_code(self.decoder))
+        inputs = jnp.pad(codes[:, :-1], ((0, 0), (1, 0)), constant_values=silence_code(
+            self.decoder.num_classes, mu_law=self.decoder.output == "softmax"))
         return self.decoder(inputs, local_cond=out.quantized), out
 
     def encode(self, codes, train: bool = False):
