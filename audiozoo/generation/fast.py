@@ -18,8 +18,8 @@ Randomness is keyed by the absolute input position (fold_in(rng, t)), so a clip 
 chunks equals the clip made in one go with the same key.
 
 Mixed precision: the ring buffers, the rearranged parameters and every step's arithmetic are
-in the net's `dtype` (the full pass's computation dtype); the logits come out in float32, as
-the full pass's do (`float32_logits`), and are sampled from in float32.
+in the net's `dtype` (the full pass's computation dtype); the logits come out in float32
+from the model's own output layer (`LogitsDense`), and are sampled from in float32.
 """
 
 from __future__ import annotations

@@ -37,17 +37,11 @@ from audiozoo.nn.upsample import ConditionUpsampler
 OUTPUTS = ("softmax", "mol")
 
 
-def float32_logits(x, kernel, bias):
-    """x @ kernel in x's dtype, accumulated and returned in float32, plus the float32 bias.
-    A bfloat16 output would round mixture means to 2^-8 of their size, hundreds of 16-bit
-    bins. Shared by the full pass and the one-sample form, so both round alike."""
-    y = jnp.matmul(x, kernel.astype(x.dtype), preferred_element_type=jnp.float32)
-    return y + bias.astype(jnp.float32)
-
-
 class LogitsDense(nn.Module):
     """nn.Dense (the same parameters and initialisation) whose output is float32 logits: the
-    product runs in `dtype`, the accumulation and the bias in float32 (`float32_logits`)."""
+    product runs in `dtype`, the accumulation and the bias in float32. A bfloat16 output
+    would round mixture means to 2^-8 of their size, hundreds of 16-bit bins. The full pass
+    and the one-sample generator both run this layer, so both round alike."""
 
     features: int
     dtype: Any = jnp.float32
@@ -57,7 +51,9 @@ class LogitsDense(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(),
                             (x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return float32_logits(x.astype(self.dtype), kernel, bias)
+        x = x.astype(self.dtype)
+        y = jnp.matmul(x, kernel.astype(x.dtype), preferred_element_type=jnp.float32)
+        return y + bias
 
 
 class WaveNet(nn.Module):

@@ -57,10 +57,6 @@ class GatedResidualBlock(nn.Module):
         self.skip_proj = dense(self.skip_channels)
         self.residual_proj = dense(self.residual_channels) if self.residual_out else None
 
-    @property
-    def history(self) -> int:
-        return (self.kernel_size - 1) * self.dilation
-
     def __call__(self, x, global_cond=None, local_cond=None):
         """x: [batch, time, residual]; global_cond: [batch, dim]; local_cond: [batch, time, dim]."""
         if global_cond is not None:
