@@ -220,7 +220,8 @@ def _train(args, overrides) -> int:
 
     config = apply_overrides(load_config(args.config), overrides)
     train(config, args.workdir)
-    print(f"trained: {args.workdir} (metrics.jsonl, loss.png, samples/, checkpoints/)")
+    logs = ", tensorboard/" if config.train.get("tensorboard", True) else ""
+    print(f"trained: {args.workdir} (metrics.jsonl, loss.png, samples/, checkpoints/{logs})")
     return 0
 
 
