@@ -6,12 +6,15 @@
     audiozoo encode FILE.wav --workdir DIR --out LATENT.npy    (autoencoders)
     audiozoo decode LATENT.npy --workdir DIR --out FILE.wav
     audiozoo interpolate A.wav B.wav --workdir DIR --weights 0.5 --out MIX.wav
+    audiozoo vocode IN.wav [IN2.wav ...] --workdir DIR --out OUT.wav   (vocoders; or --mel F.npy)
     audiozoo generate --workdir DIR --pitch 60 [--pitch 64 ...] --out NOTE.wav  (GANSynth)
     audiozoo generate --workdir DIR --midi SONG.mid --out SONG.wav                 (GANSynth)
     audiozoo interpolate --workdir DIR --pitch 60 --weights 0 0.5 1 --out MIX.wav (GANSynth)
     audiozoo evaluate --workdir DIR [--data DIR] [--confusion FILE.png] [--config.data.a=v]
     audiozoo evaluate --workdir GAN_DIR --classifier CLS_DIR [--samples N] [--k 50]
                       [--seed S] [--report FILE.json]          (GANSynth: IS, PA, PE, FID, NDB)
+    audiozoo evaluate --workdir VOCODER_DIR [--data DIR] [--audio-dir DIR] [--report F.json]
+                      (vocoders: log-mel distance and spectral convergence vs Griffin-Lim)
     audiozoo classify FILE_OR_DIR ... --workdir DIR [--top K] [--out FILE.csv|.json]
                       [--pooling P] [--min-db DB]                   (classifiers)
     audiozoo stats --config configs/NAME.py --out STATS.json   (front-end normalisation)
@@ -94,23 +97,43 @@ def _parser() -> argparse.ArgumentParser:
                      "(spherically; --seed picks them)")
     _add_decoding_args(mix)
 
+    voc = verbs.add_parser("vocode", help="vocoders: audio -> its log-mel frames -> audio with "
+                           "the fast generator (copy synthesis), or --mel frames made elsewhere")
+    voc.add_argument("files", nargs="*", help="audio files; several are vocoded as one batch "
+                     "into OUT_0.wav, OUT_1.wav, ..., each as long as its input")
+    voc.add_argument("--mel", action="append", default=None, metavar="FEATURES.npy",
+                     help="normalised log-mel frames [frames, n_mels] as the model's front end "
+                     "makes them (repeat for several); instead of audio files")
+    voc.add_argument("--mel-hop", type=int, default=None,
+                     help="with --mel: the samples per frame they were made with (checked "
+                     "against the model's)")
+    voc.add_argument("--global-id", type=int, default=None,
+                     help="speaker or instrument id for globally conditioned vocoders")
+    _add_decoding_args(voc)
+
     ev = verbs.add_parser("evaluate", help="classifiers: accuracy, mAP, per-class scores, a "
                           "confusion matrix and every file's prediction, on the eval split or "
                           "other data; GANSynth: IS, pitch accuracy and entropy, FID and NDB of "
-                          "generated and real notes")
+                          "generated and real notes; vocoders: log-mel distance and spectral "
+                          "convergence of copy synthesis against Griffin-Lim from the same "
+                          "features")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--classifier", default=None,
                     help="GANSynth: the workdir of a pitch classifier trained with "
                     "configs/gansynth_pitch_classifier.py")
     ev.add_argument("--samples", type=int, default=12800,
-                    help="GANSynth: notes generated (and real notes read) per metric")
+                    help="GANSynth: notes generated (and real notes read) per metric; "
+                    "vocoders: at most this many clips of the split")
     ev.add_argument("--k", type=int, default=50, help="GANSynth: NDB's number of k-means bins")
     ev.add_argument("--seed", type=int, default=0,
                     help="GANSynth: latents, pitches and the real notes picked")
     ev.add_argument("--split", default="eval", choices=("train", "eval"),
                     help="split of the config's data (with --config.data.* overrides applied)")
     ev.add_argument("--data", default=None,
-                    help="evaluate on every file of this folder of class subfolders instead")
+                    help="evaluate on every file of this folder (classifiers: of class "
+                    "subfolders; vocoders: every audio file below it, whole) instead")
+    ev.add_argument("--audio-dir", default=None,
+                    help="vocoders: write each clip's WaveNet and Griffin-Lim reconstructions here")
     ev.add_argument("--batch", type=int, default=32, help="notes or clips per model call")
     ev.add_argument("--confusion", default=None, help="PNG path (default WORKDIR/confusion.png)")
     ev.add_argument("--report", default=None,
@@ -158,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(rest)
         _check_overrides(args.verb, overrides)
         verbs = {"train": _train, "generate": _generate, "encode": _encode, "decode": _decode,
-                 "interpolate": _interpolate, "evaluate": _evaluate, "classify": _classify,
-                 "stats": _stats}
+                 "interpolate": _interpolate, "vocode": _vocode, "evaluate": _evaluate,
+                 "classify": _classify, "stats": _stats}
         return verbs[args.verb](args, overrides)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"audiozoo: error: {e}", file=sys.stderr)
@@ -228,31 +251,31 @@ def _train(args, overrides) -> int:
 def _generate(args, overrides) -> int:
     import jax
 
-    from audiozoo.train.loop import restore_latest
-
     _check_generate_args(args)
-    config, task, state = restore_latest(args.workdir)
-    _check_verb(config, task, "generate", args.workdir)
+    run = _load(args.workdir, "generate")
+    task, state = run.task, run.state
     if _is_gansynth(task):
         return _generate_notes(args, task, state)
     if args.pitch or args.midi:
         raise ValueError(f"--{'pitch' if args.pitch else 'midi'} applies to GANSynth workdirs; "
-                         f"the model in {args.workdir} is {config.model.name}")
+                         f"the model in {args.workdir} is {run.config.model.name}")
     if args.seconds is None:
         raise ValueError("--seconds is required: how much audio to generate")
     rate = task.sample_rate
     if int(args.seconds * rate) < 1:
         raise ValueError(f"--seconds={args.seconds} is less than one sample at {rate} Hz")
-    prime = _prime_audio(args.prime, rate)
-    gen = task.generator(
+    conditioning = {}
+    if args.global_id is not None or task.model.uses_global:
+        conditioning["global_cond"] = _global_ids(task, args)
+    if args.local_cond is not None:
+        conditioning["local_cond"] = _local_cond(args.local_cond)
+    # The files hold the prime as the model heard it (a prior: the stack's decoding of it),
+    # then the new samples.
+    gen, to_audio, head, keep = task.audio_stream(
         state.params, jax.random.key(args.seed), int(args.seconds * rate), batch_size=args.batch,
-        global_cond=_global_cond(task.model, args), local_cond=_local_cond(args.local_cond),
-        prime_audio=prime, temperature=args.temperature, method=args.method, top_p=args.top_p)
-    head = None
-    if prime is not None:  # the files hold the prime (as the model heard it), then the rest
-        head = np.broadcast_to(np.asarray(task.dequantize(task.quantize(prime))),
-                               (args.batch, len(prime)))
-    return _stream(gen, lambda codes: np.asarray(task.dequantize(codes)), rate, args, head)
+        prime_audio=_prime_audio(args.prime, rate), temperature=args.temperature,
+        method=args.method, top_p=args.top_p, **conditioning)
+    return _stream(gen, to_audio, rate, args, head, None if keep is None else [keep] * args.batch)
 
 
 def _check_generate_args(args) -> None:
@@ -277,18 +300,23 @@ def _check_number(flag: str, value: float, rule: str, ok) -> None:
         raise ValueError(f"{flag}={value} must be {rule} and finite")
 
 
-def _check_verb(config, task, verb: str, workdir) -> None:
-    """A ConfigError naming the verbs that apply when `verb` does not fit the task."""
+def _load(workdir, verb: str):
+    """The trained workdir (`audiozoo.load`), or a ConfigError naming the verbs that apply
+    when `verb` does not fit its model."""
     from audiozoo.config import ConfigError
+    from audiozoo.trained import load
 
-    if verb not in task.verbs:
-        use = ", ".join(f"`audiozoo {v}`" for v in task.verbs) or "none (load it in Python)"
-        raise ConfigError(f"`audiozoo {verb}` does not apply to the {config.task.name} model "
-                          f"({config.model.name}) in {workdir}; its verbs are: {use}")
+    run = load(workdir)
+    if verb not in run.verbs:
+        use = ", ".join(f"`audiozoo {v}`" for v in run.verbs) or "none (load it in Python)"
+        raise ConfigError(f"`audiozoo {verb}` does not apply to the {run.config.task.name} model "
+                          f"({run.config.model.name}) in {workdir}; its verbs are: {use}")
+    return run
 
 
-def _stream(gen, to_audio, rate: int, args, head=None) -> int:
-    """Streams gen's clips to --out (one file per batch row) and reports what was written."""
+def _stream(gen, to_audio, rate: int, args, head=None, lengths=None) -> int:
+    """Streams gen's clips to --out (one file per batch row, each cut at its entry of
+    `lengths` if given) and reports what was written."""
     from audiozoo.generation.stream import stream_to_files
     from audiozoo.interrupt import graceful_interrupt
 
@@ -296,27 +324,21 @@ def _stream(gen, to_audio, rate: int, args, head=None) -> int:
     with graceful_interrupt("the current chunk"):
         written, interrupted = stream_to_files(
             gen, paths, to_audio, rate, chunk_size=max(1, int(args.chunk_seconds * rate)),
-            head=head)
-    for path in paths:
-        print(f"wrote {path} ({written / rate:.2f} s at {rate} Hz)")
+            head=head, lengths=lengths)
+    for i, path in enumerate(paths):
+        length = written if lengths is None else min(written, lengths[i])
+        print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz)")
     if interrupted:
         print("audiozoo: interrupted; the files hold every chunk made so far", file=sys.stderr)
         return 130
     return 0
 
 
-def _global_cond(model, args):
-    import jax.numpy as jnp
-
-    if not model.uses_global:
-        if args.global_id is not None:
-            raise ValueError(f"--global-id given, but the model in {args.workdir} is not "
-                             "globally conditioned")
-        return None
-    gid, num_ids = args.global_id or 0, model.num_global_ids
-    if not 0 <= gid < num_ids:
-        raise ValueError(f"--global-id={gid} is outside the model's ids 0..{num_ids - 1}")
-    return jnp.full((args.batch,), gid, jnp.int32)
+def _global_ids(task, args, batch_size: int | None = None):
+    try:
+        return task.global_ids(args.global_id, batch_size or args.batch)
+    except ValueError as e:
+        raise ValueError(f"--global-id: {e} (workdir {args.workdir})") from None
 
 
 def _local_cond(path):
@@ -336,32 +358,16 @@ def _prime_audio(path, rate: int):
     return None if path is None else read_audio(path, rate)
 
 
-def _restore_autoencoder(workdir, verb: str):
-    from audiozoo.train.loop import restore_latest
-
-    config, task, state = restore_latest(workdir)
-    _check_verb(config, task, verb, workdir)
-    return task, task.variables(state)
-
-
-def _read_for_encoding(task, path):
-    """Audio of `path` at the task's rate, zero-padded to whole latent frames: [1, time]."""
+def _encode(args, overrides) -> int:
     from audiozoo.audio.io import read_audio
 
-    audio = read_audio(path, task.sample_rate)  # refuses empty or unreadable files
-    frame = task.hop_to_audio * task.model.hop_length
-    return np.pad(audio, (0, -len(audio) % frame))[None]
-
-
-def _encode(args, overrides) -> int:
-    task, variables = _restore_autoencoder(args.workdir, "encode")
+    run = _load(args.workdir, "encode")
     for path, out in zip(args.files, _output_paths(args.out, len(args.files))):
-        encoded, codes = task.encode(variables, _read_for_encoding(task, path))
-        latent = codes[0] if task.model.discrete else encoded[0]
-        _save_npy(out, np.asarray(latent))
-        what = "codes" if task.model.discrete else "embeddings"
+        latent = run.encode(read_audio(path, run.sample_rate))  # refuses empty/unreadable files
+        _save_npy(out, latent)
+        what = "codes" if run.model.discrete else "embeddings"
         print(f"wrote {out}: {what} {list(latent.shape)} ({latent.shape[0]} frames of "
-              f"{task.hop_to_audio * task.model.hop_length} samples)")
+              f"{run.task.frame_length} samples)")
     return 0
 
 
@@ -374,33 +380,83 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _decode(args, overrides) -> int:
-    task, variables = _restore_autoencoder(args.workdir, "decode")
-    latents = [_load_latent(task, path) for path in args.files]
-    if len({latent.shape for latent in latents}) > 1:
-        raise ValueError(f"latents of different shapes {[list(x.shape) for x in latents]} cannot "
-                         "be decoded as one batch; decode them one at a time")
-    if task.model.discrete:
-        latent = task.latent(variables, codes=np.stack(latents))
-    else:
-        latent = np.stack(latents)
-    return _decode_to_files(task, variables, latent, args)
+    run = _load(args.workdir, "decode")
+    latents = [run.task.check_file_latent(_read_npy(path), repr(path)) for path in args.files]
+    return _decode_to_files(run, run.task.stack_file_latents(run.variables, latents), args)
 
 
-def _load_latent(task, path):
+def _read_npy(path) -> np.ndarray:
     try:
-        latent = np.load(path)
+        return np.load(path)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path!r} is not a readable .npy latent: {e}") from e
-    discrete = np.issubdtype(latent.dtype, np.integer)
-    expected = "int codes [frames]" if task.model.discrete else f"floats [frames, {task.model.latent_width}]"
-    ok = (latent.ndim == 1 and discrete) if task.model.discrete else (
-        latent.ndim == 2 and not discrete and latent.shape[1] == task.model.latent_width)
-    if not ok or latent.shape[0] == 0:
-        raise ValueError(f"{path!r} holds {latent.dtype}{list(latent.shape)}; this model decodes "
-                         f"{expected} (what `audiozoo encode` writes)")
-    if discrete and (latent.min() < 0 or latent.max() >= task.model.num_codes):
-        raise ValueError(f"{path!r} has codes outside 0..{task.model.num_codes - 1}")
-    return latent
+        raise ValueError(f"{path!r} is not a readable .npy array: {e}") from e
+
+
+def _vocode(args, overrides) -> int:
+    """Copy synthesis of audio files, or vocoding of --mel frames, batched and streamed."""
+    import jax
+
+    from audiozoo.audio.io import read_audio
+
+    _check_streaming_args(args)
+    run = _load(args.workdir, "vocode")
+    task = run.task
+    if bool(args.files) == bool(args.mel):
+        raise ValueError("give audio files to vocode (copy synthesis) or --mel FEATURES.npy, "
+                         "not both and not neither")
+    if args.mel_hop is not None and (not args.mel or args.mel_hop != task.hop_length):
+        raise ValueError(f"--mel-hop={args.mel_hop}: this vocoder's frames are "
+                         f"{task.hop_length} samples apart at {run.sample_rate} Hz"
+                         + ("" if args.mel else " (and --mel-hop applies only to --mel)"))
+    clips = [read_audio(path, run.sample_rate) for path in args.files] if args.files else None
+    mels = [_read_npy(path) for path in args.mel] if args.mel else None
+    features, lengths = task.batch_inputs(clips, mels, [repr(path) for path in args.mel or ()])
+    gen, to_audio = task.vocoding(
+        run.state.params, features, jax.random.key(args.seed),
+        num_samples=max(lengths), global_cond=_global_ids(task, args, len(features)),
+        temperature=args.temperature, method=args.method)
+    head = np.zeros((len(features), 1), np.float32)  # sample 0: see audiozoo.tasks.vocoder
+    return _stream(gen, to_audio, run.sample_rate, args, head, lengths)
+
+
+def _is_vocoder(task) -> bool:
+    from audiozoo.tasks.vocoder import VocoderTask
+
+    return isinstance(task, VocoderTask)
+
+
+def _evaluate_vocoder(args, overrides, run) -> int:
+    """Vocoders: copy synthesis of held-out clips against Griffin-Lim from the same frames."""
+    import os
+
+    from audiozoo import evaluation, inference, vocoder_evaluation
+    from audiozoo.audio.io import read_audio
+    from audiozoo.config import apply_overrides
+    from audiozoo.data import make_dataset
+
+    if args.classifier or args.confusion:
+        raise ValueError("--classifier and --confusion do not apply to vocoder workdirs")
+    if args.samples < 1 or args.batch < 1:
+        raise ValueError("--samples and --batch must be >= 1")
+    config = apply_overrides(run.config, overrides)
+    if args.data:
+        paths = inference.collect_files([args.data])[:args.samples]
+        clips = [read_audio(path, run.sample_rate) for path in paths]
+        names = [os.path.relpath(path, args.data) for path in paths]
+    else:
+        dataset = make_dataset(config.data, args.split)
+        names = [f"{args.split}_{i}" for i in range(min(len(dataset), args.samples))]
+        clips = [dataset[i]["audio"] for i in range(len(names))]
+    report = vocoder_evaluation.evaluate_vocoder(
+        run.task, run.state, clips, names, batch_size=args.batch, seed=args.seed,
+        audio_dir=args.audio_dir)
+    report.update(workdir=str(args.workdir), data=args.data or args.split)
+    print(f"{report['clips']} clips, {report['audio_seconds']:.1f} s of audio")
+    print(vocoder_evaluation.format_table(report))
+    path = Path(args.report or Path(args.workdir) / "vocoder_eval.json")
+    evaluation.write_report(report, path)
+    print(f"wrote {path}")
+    return 0
 
 
 def _is_gansynth(task) -> bool:
@@ -467,22 +523,16 @@ def _write_note(path, clip, rate: int) -> None:
 
 
 def _interpolate(args, overrides) -> int:
-    from audiozoo.train.loop import restore_latest
+    from audiozoo.audio.io import read_audio
 
-    config, task, state = restore_latest(args.workdir)
-    _check_verb(config, task, "interpolate", args.workdir)
-    if _is_gansynth(task):
-        return _interpolate_notes(args, task, state)
+    run = _load(args.workdir, "interpolate")
+    if _is_gansynth(run.task):
+        return _interpolate_notes(args, run.task, run.state)
     if len(args.files) != 2 or args.pitch is not None:
         raise ValueError("autoencoders interpolate two sounds: `audiozoo interpolate A.wav B.wav "
                          "--workdir DIR --weights ...` (no --pitch)")
-    variables = task.variables(state)
-    a, b = (_read_for_encoding(task, path) for path in args.files)
-    length = min(a.shape[1], b.shape[1])  # both are whole frames
-    (enc_a, _), (enc_b, _) = (task.encode(variables, x[:, :length]) for x in (a, b))
-    weights = np.asarray(args.weights, np.float32)[:, None, None]
-    mixed = (1.0 - weights) * np.asarray(enc_a) + weights * np.asarray(enc_b)
-    return _decode_to_files(task, variables, task.latent(variables, mixed), args)
+    a, b = (read_audio(path, run.sample_rate) for path in args.files)
+    return _decode_to_files(run, run.task.mixed_latent(run.variables, a, b, args.weights), args)
 
 
 def _interpolate_notes(args, task, state) -> int:
@@ -498,45 +548,32 @@ def _interpolate_notes(args, task, state) -> int:
     return 0
 
 
-def _decode_to_files(task, variables, latent, args) -> int:
+def _decode_to_files(run, latent, args) -> int:
     """Top-down to the level-1 latent, then stream the audio to one file per batch row."""
     import jax
 
     _check_streaming_args(args)
-    rng = jax.random.key(args.seed)
-    sampling = dict(temperature=args.temperature, method=args.method)
-    audio_task, audio_vars, audio_latent = task.audio_latent(variables, latent, rng, **sampling)
-    gen = audio_task.generator(audio_vars, audio_latent, rng, **sampling)
-    return _stream(gen, audio_task.to_audio, task.sample_rate, args)
-
-
-def _restore_classifier(workdir, overrides=(), restored=None):
-    """(config with the data overrides applied, task, state, label set) of a classifier."""
-    from audiozoo.config import ConfigError, apply_overrides
-    from audiozoo.tasks.classify import load_label_set
-    from audiozoo.train.loop import restore_latest
-
-    config, task, state = restored or restore_latest(workdir)
-    if not hasattr(task, "predict"):
-        raise ConfigError(f"the model in {workdir} ({config.model.name}) is not a classifier")
-    apply_overrides(config, overrides)
-    return config, task, state, load_label_set(workdir, config, task.num_classes)
+    gen, to_audio = run.task.decoding(run.variables, latent, jax.random.key(args.seed),
+                                      temperature=args.temperature, method=args.method)
+    return _stream(gen, to_audio, run.sample_rate, args)
 
 
 def _evaluate(args, overrides) -> int:
-    from audiozoo import evaluation
+    from audiozoo import evaluation, plots
+    from audiozoo.config import apply_overrides
     from audiozoo.data import labelled_folder, make_dataset
-    from audiozoo.train.loop import restore_latest
 
-    restored = restore_latest(args.workdir)
-    _check_verb(restored[0], restored[1], "evaluate", args.workdir)
-    if _is_gansynth(restored[1]):
-        return _evaluate_gan(args, overrides, *restored)
+    run = _load(args.workdir, "evaluate")
+    if _is_gansynth(run.task):
+        return _evaluate_gan(args, overrides, run.config, run.task, run.state)
+    if _is_vocoder(run.task):
+        return _evaluate_vocoder(args, overrides, run)
     if args.classifier:
         raise ValueError(f"--classifier applies to GANSynth workdirs; {args.workdir} holds a "
                          f"classifier, which `audiozoo evaluate --workdir {args.workdir}` "
                          "evaluates by itself")
-    config, task, state, labels = _restore_classifier(args.workdir, overrides, restored)
+    config, task, state = apply_overrides(run.config, overrides), run.task, run.state
+    labels = run.labels
     if args.data:
         dataset, what = labelled_folder(config.data, args.data), args.data
     else:
@@ -547,8 +584,8 @@ def _evaluate(args, overrides) -> int:
           f"mAP {report['mAP']:.4f}, macro F1 {report['macro']['f1']:.4f}")
     png = Path(args.confusion or Path(args.workdir) / "confusion.png")
     if "confusion" in report:
-        evaluation.plot_confusion(report["confusion"]["counts"], labels.classes, png,
-                                  evaluation.report_title(report))
+        plots.plot_confusion(report["confusion"]["counts"], labels.classes, png,
+                             evaluation.report_title(report))
         print(f"wrote {png}")
     path = Path(args.report or png.with_suffix(".json"))
     evaluation.write_report(report, path)
@@ -591,12 +628,13 @@ def _metrics_table(report: dict) -> str:
 
 def _classify(args, overrides) -> int:
     from audiozoo import inference
+    from audiozoo.config import apply_overrides
 
-    config, task, state, labels = _restore_classifier(args.workdir, overrides)
+    run = _load(args.workdir, "classify")
+    config, labels = apply_overrides(run.config, overrides), run.labels
     files = inference.collect_files(args.files, args.list, tuple(config.data.get("extensions", ())) or
                                     inference.DEFAULT_EXTENSIONS)
-    classifier = inference.Classifier(task, state, labels, batch_size=args.batch,
-                                      min_db=args.min_db, pooling=args.pooling)
+    classifier = run.classifier(batch_size=args.batch, min_db=args.min_db, pooling=args.pooling)
     results = classifier.classify(files)
     for result in results:
         print(inference.describe(result, labels.classes, args.top, args.min_db))

@@ -131,19 +131,24 @@ def from_json(text: str) -> ml_collections.ConfigDict:
 # Default `task` section of each task (see audiozoo.tasks).
 TASK_DEFAULTS = {
     "wavenet": {"global_cond": "", "input_noise": 0.0, "num_samples": 2, "sample_seconds": 0.5},
+    # vocoder: the samples are copy synthesis of the first eval clips (sample_seconds each).
+    "vocoder": {"global_cond": "", "input_noise": 0.0, "num_samples": 2, "sample_seconds": 0.5},
     # label_key "": the data's own label ("label" for wav_folder/csv, "family" for the
     # synthetic notes); time_shift: max random shift of each training clip, in seconds.
     "classify": {"label_key": "", "multi_label": False, "label_smoothing": 0.0,
                  "mixup_alpha": 0.0, "spec_augment": False, "time_masks": 2,
                  "time_mask_param": 40, "freq_masks": 2, "freq_mask_param": 15,
-                 "time_shift": 0.0, "init_from_hf": ""},
+                 "time_shift": 0.0, "init_from_hf": "", "init_from_imagenet": ""},
     # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
     "autoencoder": {"lower_workdir": "", "num_samples": 2},
+    # prior: a WaveNet over the codes of the trained discrete autoencoder in lower_workdir
+    # (the top of a stack); samples: sample_seconds of audio generated from nothing.
+    "prior": {"lower_workdir": "", "global_cond": "", "input_noise": 0.0, "num_samples": 2,
+              "sample_seconds": 1.0},
     # GANSynth (magenta configs/mel_prog_hires.py): images = notes seen; weights of the losses.
     "gansynth": {"representation": "if_mel", "nfft": 2048, "pitch_key": "pitch",
                  "stable_images": 800_000, "transition_images": 800_000, "gp_weight": 10.0,
-                 "drift_weight": 0.001, "ac_weight": 10.0, "ema_decay": 0.999,
-                 "num_samples": 2},
+                 "drift_weight": 0.001, "ac_weight": 10.0, "num_samples": 2},
 }
 
 
@@ -152,8 +157,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
     files fill in `model` and adjust."""
     c = ml_collections.ConfigDict()
     c.seed = 0
-    model = {"wavenet": "wavenet", "autoencoder": "wavenet_autoencoder",
-             "gansynth": "gansynth"}.get(task, "")
+    model = {"wavenet": "wavenet", "vocoder": "wavenet", "prior": "wavenet",
+             "autoencoder": "wavenet_autoencoder", "gansynth": "gansynth"}.get(task, "")
     # dtype: the computation dtype ("float32" or "bfloat16"); parameters stay float32.
     c.model = ml_collections.ConfigDict({"name": model, "dtype": "float32"})
     c.task = ml_collections.ConfigDict({"name": task, **TASK_DEFAULTS.get(task, {})})
@@ -179,6 +184,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         "name": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup_steps": 0,
         "decay_boundaries": (), "decay_factor": 0.5, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
         "weight_decay": 0.0, "momentum": 0.0, "grad_clip_norm": 1.0,
+        # schedule "piecewise": learning_rate from step 0, lr_values[i] from lr_boundaries[i] on.
+        "lr_boundaries": (), "lr_values": (),
     })
     c.train = ml_collections.ConfigDict({
         "num_steps": 1000, "batch_size": 8, "log_every": 50, "eval_every": 500,
@@ -188,5 +195,9 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         "max_loss_ratio": 100.0,
         # TensorBoard event files in WORKDIR/tensorboard beside metrics.jsonl (False: none).
         "tensorboard": True,
+        # Exponential moving average of the parameters, used for evaluation, samples and
+        # inference (0: none); ema_warmup: decay min(d, (1 + step) / (10 + step)) as TF's
+        # EMA with num_updates. GANSynth averages its generator with 0.999 (magenta).
+        "ema_decay": 0.999 if task == "gansynth" else 0.0, "ema_warmup": False,
     })
     return c

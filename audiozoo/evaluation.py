@@ -17,7 +17,6 @@ import numpy as np
 
 from audiozoo.data import DataError, label_names
 from audiozoo.files import write_text_atomic
-from audiozoo.train.metrics import save_figure
 
 
 def predict_dataset(task, state, dataset, batch_size: int = 32,
@@ -188,34 +187,3 @@ def _finite(value):
 def report_title(report: dict) -> str:
     return (f"{report['model']}, {report['data']}: accuracy {report['accuracy']:.1%} "
             f"({report['examples']} clips)")
-
-
-def plot_confusion(counts: np.ndarray, names: list[str], path: str | Path,
-                   title: str | None = None) -> None:
-    """Row-normalised confusion matrix (rows: true class, in the model's class order) with a
-    colour bar and counts in the cells, as a PNG written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(counts)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = max(4.5, 0.35 * len(names) + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if title:
-        ax.set_title(title, fontsize=9)
-    if len(names) <= 20:
-        for (i, j), n in np.ndenumerate(counts):
-            if n:
-                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path)

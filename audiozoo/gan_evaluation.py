@@ -55,7 +55,7 @@ class PitchClassifier:
     def restore(cls, workdir) -> PitchClassifier:
         """Restores a classifier workdir and checks that its classes are MIDI pitches."""
         from audiozoo.tasks.classify import load_label_set
-        from audiozoo.train.loop import restore_latest
+        from audiozoo.tasks import restore_latest
 
         config, task, state = restore_latest(workdir)
         if not hasattr(task, "predict"):

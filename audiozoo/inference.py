@@ -119,11 +119,19 @@ class Classifier:
         self._predict = jax.jit(task.predict)
 
     def classify(self, paths: Sequence[str]) -> list[FileResult]:
-        logits = [[] for _ in paths]
-        facts, queue, owners = [], [], []
-        for i, path in enumerate(paths):
-            audio = read_audio(path, self.task.sample_rate)
-            wins, levels = windows(audio, self.segment_length)
+        """Each file's result; files are read one at a time as their windows are queued."""
+        return self.classify_audio((read_audio(path, self.task.sample_rate) for path in paths),
+                                   names=list(paths))
+
+    def classify_audio(self, clips: Iterable[np.ndarray], names: Sequence[str] | None = None
+                       ) -> list[FileResult]:
+        """Each waveform's result (float [time] at the model's rate, any length); `names`
+        label the results (default "0", "1", ...)."""
+        logits, facts, queue, owners, seen = [], [], [], [], []
+        for i, audio in enumerate(clips):
+            seen.append(names[i] if names is not None else str(i))
+            logits.append([])
+            wins, levels = windows(np.asarray(audio, np.float32), self.segment_length)
             keep = levels >= self.min_db
             facts.append((len(wins), int(keep.sum()), float(levels.max())))
             queue += list(wins[keep])
@@ -133,8 +141,8 @@ class Classifier:
                 queue, owners = queue[self.batch_size:], owners[self.batch_size:]
         if queue:
             self._run(queue, owners, logits)
-        return [FileResult(path, n, used, peak, self._pool(rows) if rows else None)
-                for path, (n, used, peak), rows in zip(paths, facts, logits)]
+        return [FileResult(name, n, used, peak, self._pool(rows) if rows else None)
+                for name, (n, used, peak), rows in zip(seen, facts, logits)]
 
     def _run(self, batch: list, owners: list[int], logits: list[list]) -> None:
         audio = np.zeros((self.batch_size, self.segment_length), np.float32)

@@ -1,10 +1,12 @@
-"""Figures: PNG plots of models and their learned parameters, written atomically.
+"""Figures: PNG plots of training runs, evaluations and learned parameters, written atomically.
 
 Matplotlib's object-oriented API (`matplotlib.figure.Figure` + `savefig`, which uses the Agg
 canvas), so drawing never selects or changes pyplot's global backend; matplotlib is imported
 only when a figure is drawn, keeping it out of model imports. A figure file is written to a
 temporary name and renamed (`audiozoo.files.atomic_path`): readers never see half a PNG.
 
+- `plot_loss_curve`: train and eval loss against step (a workdir's loss.png).
+- `plot_confusion`: a classifier's row-normalised confusion matrix.
 - `plot_filter_responses`: SincNet's learned band-pass filters (Ravanelli & Bengio 2018,
   "Speaker Recognition from Raw Waveform with SincNet", arXiv 1808.00158, section 5.1, the
   filter analysis): magnitude responses and (low, high) cut-offs.
@@ -17,7 +19,6 @@ import os
 import numpy as np
 
 from audiozoo.files import atomic_path
-from audiozoo.models.sincnet import filter_responses
 
 
 def save_png(fig, path: str | os.PathLike) -> str:
@@ -28,6 +29,49 @@ def save_png(fig, path: str | os.PathLike) -> str:
     return path
 
 
+def plot_loss_curve(records: list[dict], path, key: str = "loss") -> str:
+    """Train and eval `key` against step, from metric records ({"split", "step", key})."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.subplots()
+    for split in sorted({r["split"] for r in records}):
+        points = [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=split, marker="." if split != "train" else None)
+    ax.set(xlabel="step", ylabel=key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_png(fig, path)
+
+
+def plot_confusion(counts, names: list[str], path, title: str | None = None) -> str:
+    """Row-normalised confusion matrix (rows: true class, in the model's class order) with a
+    colour bar, and the counts in the cells when there are at most 20 classes."""
+    from matplotlib.figure import Figure
+
+    counts = np.asarray(counts)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.5, 0.35 * len(names) + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="tight")
+    ax = fig.subplots()
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if len(names) <= 20:
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return save_png(fig, path)
+
+
 def plot_filter_responses(variables, path, *, sample_rate: float = 16000,
                           max_filters: int | None = None, kernel_size: int = 251,
                           min_low_hz: float = 50.0, min_band_hz: float = 50.0,
@@ -36,6 +80,8 @@ def plot_filter_responses(variables, path, *, sample_rate: float = 16000,
     peak) and, with show_cutoffs, their (low, high) cut-offs per filter. `variables` is a
     SincNet's variables or params, or a SincConv's params. Returns the path."""
     from matplotlib.figure import Figure  # Figure + savefig uses Agg, no global backend
+
+    from audiozoo.models.sincnet import filter_responses
 
     params = _find_sinc_params(variables)
     if params is None:

@@ -2,12 +2,16 @@
 ImageNet-pretrained).
 
 Needs the Speech Commands v0.02 release on disk (one folder per word, _background_noise_ is
-left out, testing_list.txt names the test split). The paper's ImageNet-pretrained DeiT
-initialisation has no Hugging Face AST checkpoint; pass an AST checkpoint with
---config.task.init_from_hf to start from one, or train from scratch (expect less).
+left out, testing_list.txt names the test split) and, to match the paper, the ImageNet DeiT it
+starts from (section 2.2): a local copy of timm's `deit_base_distilled_patch16_384` (a
+.safetensors / .npz / .pth state dict, or a Hugging Face DeiT directory such as
+facebook/deit-base-distilled-patch16-384), given with --config.task.init_from_imagenet. Its 24 x
+24 position grid is cut to AST's 12 x 12 (128 frames) and its RGB patch kernel summed to one
+channel (audiozoo.models.imagenet_vit). Left empty, AST trains from scratch (expect less).
 
     audiozoo train --config configs/ast_speechcommands.py --workdir runs/ast_sc \\
-        --config.data.root=/data/speech_commands_v0.02
+        --config.data.root=/data/speech_commands_v0.02 \\
+        --config.task.init_from_imagenet=/ckpt/deit_base_distilled_patch16_384.safetensors
     audiozoo evaluate --workdir runs/ast_sc
 
 Recipe values not in the paper (1 s -> 128 frames, SpecAugment 48 / 48, mixup 0.6, lr 2.5e-4,
@@ -27,7 +31,8 @@ def get_config():
     c.frontend = default_frontend_config("fbank")
     c.frontend.update(num_frames=128, mean=-6.845978, std=5.5654526)
     c.task.update(label_key="label", spec_augment=True, time_masks=1, time_mask_param=48,
-                  freq_masks=1, freq_mask_param=48, mixup_alpha=0.6)
+                  freq_masks=1, freq_mask_param=48, mixup_alpha=0.6,
+                  init_from_imagenet="")  # a local DeiT checkpoint: see the docstring
     c.data.update(name="wav_folder", labels=True, eval_list="testing_list.txt",
                   segment_length=16000)
     steps_per_epoch = TRAIN_CLIPS // BATCH

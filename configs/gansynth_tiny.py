@@ -26,12 +26,12 @@ def get_config(representation: str = "if_mel"):
     c.model.update(resolutions=5, start_shape=(2, 16), latent_dim=32, num_pitches=61, channels=2,
                    fmap_base=512, fmap_max=32, kernel_size=3)
     c.task.update(representation=representation, nfft=512, stable_images=PHASE_IMAGES,
-                  transition_images=PHASE_IMAGES, ema_decay=0.99, num_samples=4)
+                  transition_images=PHASE_IMAGES, num_samples=4)
     c.data.update(name="synthetic_nsynth", segment_length=4096, pitch_range=(48, 72),
                   sources=("acoustic",), crop="start", num_train=2048, num_eval=128)
     c.optim.update(name="adam", learning_rate=8e-4, b1=0.0, b2=0.99, eps=1e-8, grad_clip_norm=0.0)
     c.train.update(num_steps=9 * PHASE_IMAGES // 16, batch_size=16, log_every=50, eval_every=500,
-                   num_eval_batches=2, checkpoint_every=250)
+                   num_eval_batches=2, checkpoint_every=250, ema_decay=0.99)
     # The critic's Wasserstein estimate (the logged "loss") legitimately moves by orders of
     # magnitude between phases; NaN/Inf steps still stop the run.
     c.train.max_loss_ratio = 0.0

@@ -4,12 +4,23 @@ Encoder: 30 non-causal layers (dilation 2^(i mod 10), kernel 3, 128 channels), 1
 channels, average pooling over 512 samples (a 4 s note -> 125 x 16). Decoder: 30 layers in 3
 stacks of dilations 1..512, kernel 3, residual 512 (gate 1024), skip 256, 256 mu-law classes,
 conditioned on the encoding (repeated to the audio rate, a 1x1 into every layer and the
-output stack); receptive field 6139 samples (the reference code's kernel-3 start conv adds 2:
-~6141 in magenta's nsynth/wavenet/h512_bo16.py). Training: random 6144-sample crops of NSynth
-notes, Adam lr 2e-4 with a step schedule (the paper's 200k iterations; the decay points are a
-guess, not the paper's or h512_bo16.py's: x0.5 at 120k, 160k, 180k). Batch 32 here; the
-paper's batch size is unverified. No paper table is reproduced (the data is not on this
-machine); without --config.data.root the synthetic NSynth-like notes are used.
+output stack), the skip sum starting from a 1x1 of the decoder's input (`skip_start`);
+receptive field 6139 samples (the reference code's kernel-3 start conv adds 2: ~6141 in
+magenta's nsynth/wavenet/h512_bo16.py).
+
+Training follows magenta's reference code: random 6144-sample crops of NSynth notes
+(`Config.get_batch`), Adam (eps 1e-8, no gradient clipping) for 200k steps of batch 32
+(nsynth/wavenet/train.py: 32 synchronous replicas with a total batch of 32, one update per
+global step), and the piecewise-constant learning rate of `Config.learning_rate_schedule` in
+h512_bo16.py, copied exactly below (not scaled by the number of replicas). Its last two drops,
+at 210k and 240k, lie past `Config.num_iters` = 200k and are kept only to match the table.
+train.py also keeps an exponential moving average of the weights (decay 0.9999,
+num_updates=global_step): so does this config (train.ema_decay with train.ema_warmup), and
+evaluation, samples and the encode/decode verbs use the average. (magenta's fastgen.py
+restores its checkpoints with a plain tf.train.Saver, i.e. the raw weights;
+--config.train.ema_decay=0 trains without the average.) No paper table is reproduced (the
+data is not on this machine); without --config.data.root the synthetic NSynth-like notes are
+used.
 
     audiozoo train --config configs/nsynth_ae.py --workdir runs/nsynth_ae \\
         --config.data.name=nsynth --config.data.root=/data/nsynth
@@ -20,6 +31,13 @@ machine); without --config.data.root the synthetic NSynth-like notes are used.
 
 from audiozoo.config import base_config
 
+# magenta/models/nsynth/wavenet/h512_bo16.py, Config.__init__, `learning_rate_schedule`:
+# {0: 2e-4, 90000: 4e-4 / 3, 120000: 6e-5, 150000: 4e-5, 180000: 2e-5, 210000: 6e-6,
+#  240000: 2e-6}; train.py uses the rate of the largest key <= global_step.
+LEARNING_RATE = 2e-4
+LR_BOUNDARIES = (90_000, 120_000, 150_000, 180_000, 210_000, 240_000)
+LR_VALUES = (4e-4 / 3, 6e-5, 4e-5, 2e-5, 6e-6, 2e-6)
+
 
 def get_config():
     c = base_config("autoencoder")
@@ -28,12 +46,15 @@ def get_config():
         encoder_kernel=3, encoder_channels=128, latent_channels=16, hop_length=512,
         bottleneck="none", decoder_layers=30, decoder_stacks=3, kernel_size=3,
         residual_channels=512, gate_channels=1024, skip_channels=256, upsample="repeat",
+        skip_start=True,
     ))
     c.data.name = "synthetic_nsynth"
     c.data.segment_length = 6144
     c.data.pitch_range = (24, 84)
-    c.optim.update(learning_rate=2e-4, schedule="step", decay_boundaries=(120_000, 160_000, 180_000),
-                   decay_factor=0.5)
+    # train.py: tf.train.AdamOptimizer(lr, epsilon=1e-8), gradients applied unclipped.
+    c.optim.update(name="adam", learning_rate=LEARNING_RATE, schedule="piecewise",
+                   warmup_steps=0, eps=1e-8, grad_clip_norm=0.0, lr_boundaries=LR_BOUNDARIES,
+                   lr_values=LR_VALUES)
     c.train.update(num_steps=200_000, batch_size=32, log_every=100, eval_every=5000,
-                   checkpoint_every=5000)
+                   checkpoint_every=5000, ema_decay=0.9999, ema_warmup=True)
     return c

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiozoo import evaluation, inference
+from audiozoo import evaluation, inference, plots
 from audiozoo.audio.augment import time_shift
 from audiozoo.cli import main
 from audiozoo.config import ConfigError, load_config
@@ -120,7 +120,7 @@ def test_workdir_without_labels_json_falls_back_with_a_warning(trained, tmp_path
     ranked = capsys.readouterr().out.strip().split("\t")[1:]
     assert sorted(item.split(" ")[0] for item in ranked) == ["c1", "c10", "c2"]
     from audiozoo.tasks.classify import load_label_set
-    from audiozoo.train.loop import load_workdir_config
+    from audiozoo.checkpoint import load_workdir_config
 
     with pytest.warns(UserWarning):
         labels = load_label_set(old, load_workdir_config(old), 3)
@@ -199,8 +199,8 @@ def test_precision_recall_f1_by_hand():
 
 def test_confusion_png_has_a_title_and_a_colour_bar(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(evaluation, "save_figure", lambda fig, path: figures.append(fig))
-    evaluation.plot_confusion(np.array([[2, 1], [0, 3]]), ["a", "b"], tmp_path / "c.png",
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig))
+    plots.plot_confusion(np.array([[2, 1], [0, 3]]), ["a", "b"], tmp_path / "c.png",
                               title="ast, eval: accuracy 83.3% (6 clips)")
     (fig,) = figures
     assert len(fig.axes) == 2  # the matrix and its colour bar
@@ -243,7 +243,7 @@ def test_classify_folders_files_and_lists_in_one_call(trained, tmp_path, capsys)
 def test_trailing_silence_is_skipped_and_does_not_change_the_answer(trained, tmp_path):
     workdir, _, _ = trained
     from audiozoo.tasks.classify import load_label_set
-    from audiozoo.train.loop import restore_latest
+    from audiozoo.tasks import restore_latest
 
     config, task, state = restore_latest(workdir)
     classifier = inference.Classifier(task, state, load_label_set(workdir, config, 3))
@@ -252,6 +252,22 @@ def test_trailing_silence_is_skipped_and_does_not_change_the_answer(trained, tmp
     a, b = classifier.classify([str(clean), str(padded)])
     assert (a.windows, a.used, b.windows, b.used) == (1, 1, 4, 1)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+def test_load_classifies_arrays_as_the_cli_classifies_files(trained, tmp_path):
+    import audiozoo as az
+
+    workdir, _, _ = trained
+    run = az.load(workdir)
+    assert run.labels.classes == ("c1", "c2", "c10") and "classify" in run.verbs
+    path = _tone(tmp_path / "tone.wav", 600.0, seconds=1.2)
+    audio, _ = sf.read(path, dtype="float32")
+    (from_array,) = run.classify([audio])
+    (from_file,) = run.classifier().classify([str(path)])
+    assert from_array.windows == from_file.windows == 3
+    np.testing.assert_allclose(from_array.scores, from_file.scores, rtol=1e-5)
+    with pytest.raises(ValueError, match="verbs are: evaluate, classify"):
+        run.generate(seconds=1.0)
 
 
 def test_window_levels_and_pooling_by_hand():

@@ -76,12 +76,27 @@ def test_overrides_keep_types_and_reject_unknown_keys():
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
     from audiozoo.config import base_config
-    from audiozoo.train.optim import make_schedule
+    from audiozoo.tasks.optim import make_schedule
 
     optim = base_config().optim
     optim.update(schedule="linear", learning_rate=1.0, warmup_steps=10)
     schedule = make_schedule(optim, num_steps=110)
     assert [float(schedule(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])
+
+
+def test_piecewise_schedule_boundaries_are_global_steps_after_warm_up():
+    """optim.learning_rate until the first boundary (after the warm-up), then each of
+    optim.lr_values from its boundary on; configs without the piecewise keys still load."""
+    from audiozoo.config import base_config
+    from audiozoo.tasks.optim import make_schedule
+
+    optim = base_config().optim
+    assert optim.lr_boundaries == () and make_schedule(optim, 10)(3) == optim.learning_rate
+    optim.update(schedule="piecewise", learning_rate=1.0, warmup_steps=10)
+    optim.lr_boundaries, optim.lr_values = (20, 30), (0.5, 0.125)
+    schedule = make_schedule(optim, num_steps=40)
+    assert [float(schedule(s)) for s in (0, 5, 10, 19, 20, 29, 30, 39)] == pytest.approx(
+        [0, 0.5, 1, 1, 0.5, 0.5, 0.125, 0.125])
 
 
 def test_model_dtype_is_a_config_key_with_a_clear_error():

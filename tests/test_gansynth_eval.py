@@ -162,7 +162,7 @@ def test_evaluate_reports_generated_and_real_rows(workdirs, tmp_path, capsys):
 
 def test_generated_pitches_follow_the_training_counts(workdirs):
     from audiozoo import gan_evaluation
-    from audiozoo.train.loop import restore_latest
+    from audiozoo.tasks import restore_latest
 
     _, task, state = restore_latest(workdirs / "gan")
     counts = task.load_pitch_counts(workdirs / "gan")
@@ -192,7 +192,7 @@ def test_evaluate_argument_errors(workdirs, capsys):
 def test_a_classifier_for_other_notes_is_refused(workdirs):
     from audiozoo import gan_evaluation
     from audiozoo.config import ConfigError
-    from audiozoo.train.loop import restore_latest
+    from audiozoo.tasks import restore_latest
 
     _, gan_task, _ = restore_latest(workdirs / "gan")
     for field, value, message in (("segment_length", 2048, "note length (2048 vs 1024 samples)"),

@@ -37,13 +37,14 @@ def _state_and_batch(config):
     trainer_batch = task.dummy_batch(8)
     batch = dict(trainer_batch, audio=0.3 * jnp.sin(jnp.arange(1024) * 0.2)[None].repeat(8, 0),
                  pitch=jnp.arange(8, dtype=jnp.int32) + 50)
-    state = task.init_state(jax.random.key(0), batch)
+    state = task.init_train_state(jax.random.key(0), batch)
     return task, state, batch
 
 
 def _train_step(task, state, batch, rng):
-    """task.train_step compiled for the state's stage, as the trainer runs it."""
-    step = jax.jit(functools.partial(task.train_step, variant=task.step_variant(int(state.step))))
+    """task.train_step compiled for the state's stage, with the EMA, as the trainer runs it."""
+    step = jax.jit(functools.partial(task.averaged_train_step,
+                                     variant=task.step_variant(int(state.step))))
     return step(state, batch, rng)
 
 
@@ -79,9 +80,9 @@ def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers()
     d_loss, _ = task.discriminator_loss(state.params["discriminator"], new.params["generator"],
                                         real, batch["pitch"] - 24, d_rng, 0.0, 1)
     np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-4)
-    # The EMA (task.ema_decay) of the generator after its step.
-    decay = config.task.ema_decay
-    for ema, old, g in zip(jax.tree.leaves(new.extra["ema"]), jax.tree.leaves(state.extra["ema"]),
+    # The EMA (train.ema_decay) of the generator after its step.
+    decay = config.train.ema_decay
+    for ema, old, g in zip(jax.tree.leaves(new.ema), jax.tree.leaves(state.ema),
                            jax.tree.leaves(new.params["generator"])):
         np.testing.assert_allclose(ema, decay * old + (1 - decay) * g, rtol=1e-5, atol=1e-7)
     assert int(new.step) == 1 and float(metrics["finite"]) == 1.0

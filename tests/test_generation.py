@@ -31,6 +31,10 @@ CASES = {
     "mol_k3": dict(kernel_size=3, dilations=(1, 2, 4), output="mol", num_mixtures=3,
                    num_classes=1024),
     "single_layer_k1": dict(kernel_size=1, dilations=(1,)),
+    # The NSynth decoder of magenta's h512_bo16.py: the skip sum starts from a 1x1 of the input.
+    "k3_local_repeat_output_cond_skip_start": dict(
+        kernel_size=3, dilations=(1, 2, 4), local_channels=3, upsample_scales=(4,),
+        upsample="repeat", condition_output=True, skip_start=True),
 }
 
 

@@ -47,6 +47,17 @@ def test_format_1_with_tempo_change_running_status_drums_and_zero_velocity_offs(
                                      Note(67, 127, 2.0, 2.5)]
 
 
+def test_a_tempo_set_at_tick_0_replaces_the_120_bpm_default(tmp_path):
+    assert midi._tick_clock([(0, 250_000)], 480)(480) == 0.25  # a quarter at 240 bpm
+    clock = midi._tick_clock([(480, 1_000_000), (0, 250_000)], 480)  # out of order
+    assert (clock(480), clock(960)) == (0.25, 1.25)
+    tempo = _track([(0, b"\xff\x51\x03" + (250_000).to_bytes(3, "big"))])
+    notes = _track([(0, bytes([0x90, 60, 100])), (96, bytes([0x80, 60, 0]))])
+    path = tmp_path / "fast.mid"
+    path.write_bytes(_smf(tempo, notes))
+    assert midi.read_notes(path) == [Note(60, 100, 0.0, 0.25)]
+
+
 def test_written_notes_read_back_and_the_soundfont_note_reads_as_one_note(tmp_path):
     melody = [Note(60, 90, 0.0, 0.5), Note(64, 100, 0.25, 1.0), Note(67, 60, 1.0, 1.5)]
     path = tmp_path / "melody.mid"

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from audiozoo.config import ConfigError, apply_overrides, load_config
 from audiozoo.data import DataError
-from audiozoo.train.checkpoint import IncompatibleCheckpointError
+from audiozoo.checkpoint import IncompatibleCheckpointError
 from audiozoo.train.loop import Trainer, TrainingDivergedError, train
 from helpers import params_after, run_interrupted_at, tiny_config
 
@@ -56,7 +56,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     # Kill the process hard (no cleanup) right after the step-4 checkpoint is on disk.
     killed = _run_python(f"""
         import os
-        from audiozoo.train import checkpoint
+        from audiozoo import checkpoint
         from helpers import tiny_config, params_after
         save = checkpoint.Checkpointer.save
         def save_then_die(self, step, *a, **k):

@@ -5,8 +5,8 @@ and be called inside a jitted train step; the feature computation stays on the d
 Kinds:
 
 - "waveform": identity (SincNet, wav2vec 2.0 take raw audio in [-1, 1]).
-- "logmel": `spectral.log_mel_spectrogram` with a periodic Hann window, then
-  (x - mean) / std. Defaults follow the 16 kHz CNN14 of PANNs (Kong et al. 2020, its
+- "logmel": `spectral.log_mel_spectrogram` with a periodic Hann window (of |X|^power, power
+  2 by default, 1 for r9y9's vocoder features), then (x - mean) / std. Defaults follow the 16 kHz CNN14 of PANNs (Kong et al. 2020, its
   sampling-rate study; released as Cnn14_16k):
   n_fft 512 (32 ms), hop 160 (10 ms), 64 Slaney mel bands over 50-8000 Hz,
   10 log10(max(x, 1e-10)).
@@ -81,6 +81,7 @@ def default_frontend_config(kind: str) -> ml_collections.ConfigDict:
     c.mel_scale = "slaney"
     c.mel_norm = "slaney"  # or "none"
     c.log = "db"
+    c.power = 2.0  # mel of |X|^power: 2 (power, PANNs) or 1 (magnitude, r9y9's vocoder)
     # fbank
     c.num_mel_bins = 128
     c.frame_length_ms = 25.0
@@ -111,6 +112,7 @@ class Frontend:
     mel_scale: str = "slaney"
     mel_norm: str = "slaney"
     log: str = "db"
+    power: float = 2.0
     num_mel_bins: int = 128
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
@@ -135,6 +137,8 @@ class Frontend:
                                        ("log", self.log, spectral.LOG_KINDS)]:
                 if value not in valid:
                     raise ValueError(f"frontend {name}={value!r}; valid: {', '.join(valid)}")
+        if self.kind == "logmel" and self.power not in (1.0, 2.0):
+            raise ValueError(f"frontend power={self.power} must be 1.0 (magnitude) or 2.0 (power)")
         if self.kind == "logmag" and self.top_db <= 0:
             raise ValueError(f"frontend top_db={self.top_db} must be > 0 (dB kept below the max)")
         if self.kind == "fbank" and self.window not in spectral.KALDI_WINDOWS:
@@ -190,7 +194,8 @@ class Frontend:
             x, sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
             n_mels=self.n_mels, f_min=self.f_min,
             f_max=self.f_max if self.f_max > 0 else None, scale=self.mel_scale,
-            norm=None if self.mel_norm == "none" else self.mel_norm, log=self.log)
+            norm=None if self.mel_norm == "none" else self.mel_norm, power=self.power,
+            log=self.log)
 
     def _fbank(self, x: jnp.ndarray) -> jnp.ndarray:
         # AST removes the clip's mean first; Kaldi's per-frame DC removal makes this a

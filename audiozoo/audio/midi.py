@@ -18,6 +18,8 @@ track ends there.
 
 from __future__ import annotations
 
+import bisect
+
 import dataclasses
 import os
 import struct
@@ -134,14 +136,15 @@ def _note_spans(events) -> list[tuple[int, int, int, int]]:
 def _tick_clock(tempos, division: int):
     """tick -> seconds under the tempo map [(tick, microseconds per quarter)]."""
     marks, seconds, last_tick, tempo = [(0, 0.0, DEFAULT_TEMPO)], 0.0, 0, DEFAULT_TEMPO
-    for tick, value in tempos:
+    for tick, value in sorted(tempos, key=lambda t: t[0]):  # stable: same-tick order kept
         seconds += (tick - last_tick) * tempo / division / 1e6
         last_tick, tempo = tick, value
         marks.append((tick, seconds, tempo))
+    mark_ticks = [m[0] for m in marks]
 
     def to_seconds(tick: int) -> float:
-        start_tick, start_seconds, tempo = max((m for m in marks if m[0] <= tick),
-                                               key=lambda m: m[0])
+        # The last mark at or before `tick`: a tempo set at tick 0 replaces the default.
+        start_tick, start_seconds, tempo = marks[bisect.bisect_right(mark_ticks, tick) - 1]
         return start_seconds + (tick - start_tick) * tempo / division / 1e6
 
     return to_seconds

@@ -7,6 +7,8 @@ built once on the host.
 Sources the definitions follow:
 - `stft`: the centred, reflect-padded STFT of `torch.stft` / `librosa.stft` with a periodic
   window (frames = 1 + samples // hop when centred).
+- `inverse_stft`: `librosa.istft`, the least-squares overlap-add of Griffin & Lim (1984,
+  "Signal estimation from modified short-time Fourier transform", eq. 6).
 - `mel_filterbank`: `librosa.filters.mel` (Slaney's Auditory Toolbox scale and area
   normalisation by default, or the HTK scale 2595 log10(1 + f / 700)); rows are FFT bins,
   columns mel bands, so `power @ bank` maps spectra to mel energies.
@@ -30,6 +32,7 @@ from jax.typing import ArrayLike
 __all__ = [
     "KALDI_WINDOWS",
     "hz_to_mel",
+    "inverse_stft",
     "kaldi_fbank",
     "kaldi_mel_banks",
     "kaldi_mel_scale",
@@ -161,6 +164,64 @@ def _istft(spec, w, *, n_fft: int, hop_length: int) -> jnp.ndarray:
     idx = hop_length * np.arange(num_frames)[:, None] + np.arange(n_fft)[None, :]
     out = jnp.zeros(frames.shape[:-2] + (hop_length * (num_frames - 1) + n_fft,), frames.dtype)
     return out.at[..., idx].add(frames)
+
+
+def inverse_stft(
+    spec: ArrayLike,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    window: str | ArrayLike = "hann",
+    center: bool = True,
+    length: int | None = None,
+) -> jnp.ndarray:
+    """Inverse of `stft` with any hop (librosa.istft): complex [..., frames, n_fft // 2 + 1]
+    -> [..., length].
+
+    Least-squares overlap-add (Griffin & Lim 1984, eq. 6): each frame's irfft times the
+    analysis window is overlap-added and every sample is divided by the sum of the squared
+    windows covering it, where that sum exceeds float32's smallest normal number (librosa's
+    guard; elsewhere the sample is left as summed). With `center` the n_fft // 2 padded
+    samples at the start are dropped. `length` crops or zero-pads the result; by default
+    it is hop_length * (frames - 1) when centred (librosa's default; `stft` of
+    hop_length * frames - 1 samples also has `frames` frames, so the true length is
+    ambiguous) and n_fft + hop_length * (frames - 1) when not. stft then inverse_stft with
+    length = the signal's length returns the signal whatever the padding mode, because the
+    padding is cropped away. Unlike `istft` the hop need not divide n_fft.
+    """
+    spec = jnp.asarray(spec)
+    if spec.ndim < 2 or spec.shape[-1] != n_fft // 2 + 1:
+        raise ValueError(f"spectrogram of shape {spec.shape} is not [..., frames, "
+                         f"n_fft // 2 + 1 = {n_fft // 2 + 1}]")
+    win_length = n_fft if win_length is None else win_length
+    if not 0 < win_length <= n_fft:
+        raise ValueError(f"win_length={win_length} must be in [1, n_fft={n_fft}]")
+    num_frames = spec.shape[-2]
+    start = n_fft // 2 if center else 0
+    full = n_fft + hop_length * (num_frames - 1)
+    if length is None:
+        length = full - 2 * start
+    w = _stft_window(window, win_length, n_fft).astype(np.float64)
+    # The squared-window sum depends only on shapes: built once on the host, as a
+    # reciprocal so the device multiplies.
+    idx = hop_length * np.arange(num_frames)[:, None] + np.arange(n_fft)[None, :]
+    wss = np.zeros(full)
+    np.add.at(wss, idx, np.broadcast_to(np.square(w), idx.shape))
+    inv = np.where(wss > np.finfo(np.float32).tiny, 1.0 / np.maximum(wss, 1e-300), 1.0)
+    return _inverse_stft(spec, jnp.asarray(w, jnp.float32), jnp.asarray(inv, jnp.float32),
+                         n_fft=n_fft, hop_length=hop_length, start=start, length=length)
+
+
+@functools.partial(jax.jit, static_argnames=("n_fft", "hop_length", "start", "length"))
+def _inverse_stft(spec, w, inv, *, n_fft: int, hop_length: int, start: int, length: int):
+    frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * w.astype(spec.real.dtype)
+    num_frames = frames.shape[-2]
+    idx = hop_length * np.arange(num_frames)[:, None] + np.arange(n_fft)[None, :]
+    out = jnp.zeros(frames.shape[:-2] + (inv.shape[0],), frames.dtype)
+    out = out.at[..., idx].add(frames) * inv.astype(frames.dtype)
+    out = out[..., start:start + length]
+    pad = length - out.shape[-1]  # a `length` past the last frame: zeros, as librosa
+    return jnp.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, pad)]) if pad > 0 else out
 
 
 # ----------------------------------------------------------------------------- mel scale

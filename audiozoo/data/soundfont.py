@@ -30,6 +30,9 @@ family and source in program order, so a program has the same name in every rele
 The NSynth qualities (bright, dark, ...) come from listening and heuristics this renderer
 does not do: ``qualities`` is all zeros and ``qualities_str`` empty. Instruments (programs),
 not notes, are split into train / valid / test, as in NSynth.
+
+The Standard MIDI File writer (``smf_bytes``) and the fluidsynth render (``render_midi``)
+are shared with ``audiozoo.data.passages``, which renders multi-note passages the same way.
 """
 
 from __future__ import annotations
@@ -230,15 +233,31 @@ def note_midi(program: int, pitch: int, velocity: int, *, hold_seconds: float = 
     rest = round(total_seconds * TICKS_PER_SECOND) - hold
     if hold <= 0 or rest < 0:
         raise DataError(f"a note needs 0 < hold_seconds ({hold_seconds}) <= total_seconds ({total_seconds})")
-    events = b"".join([
-        varlen_bytes(0) + b"\xff\x51\x03" + TEMPO_US_PER_QUARTER.to_bytes(3, "big"),
-        varlen_bytes(0) + bytes([0xC0, program]),
-        varlen_bytes(0) + bytes([0x90, pitch, velocity]),
-        varlen_bytes(hold) + bytes([0x80, pitch, 0]),
-        varlen_bytes(rest) + b"\xff\x2f\x00",
-    ])
+    events = [(0, bytes([0xC0, program])), (0, bytes([0x90, pitch, velocity])),
+              (hold, bytes([0x80, pitch, 0]))]
+    return smf_bytes(events, hold + rest)
+
+
+def smf_bytes(events: Sequence[tuple[int, bytes]], end_tick: int, *,
+              tempo_us_per_quarter: int = TEMPO_US_PER_QUARTER) -> bytes:
+    """A format-0 Standard MIDI File (one track, ``TICKS_PER_QUARTER`` ticks per quarter).
+
+    The track holds the tempo at tick 0, then ``events``, (absolute tick, channel message
+    bytes) pairs written in the order given, which must not go back in time, then the end
+    of track at ``end_tick``. Every message has its status byte (no running status).
+    """
+    body, last = [varlen_bytes(0) + b"\xff\x51\x03" + tempo_us_per_quarter.to_bytes(3, "big")], 0
+    for tick, message in events:
+        if tick < last:
+            raise DataError(f"MIDI events go back in time: tick {tick} after tick {last}")
+        body.append(varlen_bytes(tick - last) + message)
+        last = tick
+    if end_tick < last:
+        raise DataError(f"the end of track (tick {end_tick}) comes before the last event (tick {last})")
+    body.append(varlen_bytes(end_tick - last) + b"\xff\x2f\x00")
+    track = b"".join(body)
     header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS_PER_QUARTER)
-    return header + b"MTrk" + struct.pack(">I", len(events)) + events
+    return header + b"MTrk" + struct.pack(">I", len(track)) + track
 
 
 def _check_midi_value(name: str, value: int, low: int = 0) -> None:
@@ -267,35 +286,52 @@ def check_soundfont(path: str | os.PathLike) -> str:
 def render_note(program: int, pitch: int, velocity: int, *, soundfont: str = DEFAULT_SOUNDFONT,
                 gain: float = DEFAULT_GAIN, fluidsynth: str | None = None) -> np.ndarray:
     """One note as float32 [64000] mono at 16 kHz, at fluidsynth's level (not normalised)."""
+    midi = note_midi(program, pitch, velocity)
+    audio = render_midi(midi, soundfont=soundfont, gain=gain, sample_rate=SAMPLE_RATE, fluidsynth=fluidsynth,
+                        what=f"program {program} pitch {pitch} velocity {velocity}")
+    return fit_length(audio, NUM_SAMPLES)
+
+
+def render_midi(midi: bytes, *, soundfont: str, gain: float, sample_rate: int, fluidsynth: str | None = None,
+                what: str = "a MIDI file", options: Sequence[str] = ()) -> np.ndarray:
+    """fluidsynth's render of a Standard MIDI File: float32 mono at ``sample_rate``.
+
+    Reverb and chorus are off, so the sound is the soundfont's samples and envelopes only;
+    the channels are averaged and fluidsynth's start latency is dropped. The level is
+    fluidsynth's at ``gain``, not normalised, and may exceed full scale: the caller checks
+    the peak. ``options`` are extra fluidsynth arguments (``-o name=value`` settings);
+    ``what`` names the file in errors.
+    """
     fluidsynth = fluidsynth or find_fluidsynth()
-    with tempfile.TemporaryDirectory(prefix="audiozoo-note-") as tmp:
-        midi, wav = os.path.join(tmp, "note.mid"), os.path.join(tmp, "note.wav")
-        Path(midi).write_bytes(note_midi(program, pitch, velocity))
-        # -O float: fluidsynth neither clips nor dithers, so the peak check below sees
+    with tempfile.TemporaryDirectory(prefix="audiozoo-midi-") as tmp:
+        midi_path, wav = os.path.join(tmp, "in.mid"), os.path.join(tmp, "out.wav")
+        Path(midi_path).write_bytes(midi)
+        # -O float: fluidsynth neither clips nor dithers, so the caller's peak check sees
         # the true level.
-        command = [fluidsynth, "-n", "-i", "-q", "-R", "0", "-C", "0", "-g", str(gain),
-                   "-r", str(SAMPLE_RATE), "-T", "wav", "-O", "float", "-F", wav, soundfont, midi]
+        command = [fluidsynth, "-n", "-i", "-q", "-R", "0", "-C", "0", *options, "-g", str(gain),
+                   "-r", str(sample_rate), "-T", "wav", "-O", "float", "-F", wav, soundfont, midi_path]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not os.path.isfile(wav):
-            raise DataError(f"fluidsynth failed on program {program} pitch {pitch} velocity {velocity} "
-                            f"(exit {done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}; "
+            raise DataError(f"fluidsynth failed on {what} (exit {done.returncode}): "
+                            f"{(done.stderr or done.stdout).strip()[-500:]}; "
                             f"check that {soundfont!r} is a valid .sf2 file")
         audio, rate = sf.read(wav, dtype="float32", always_2d=True)
-    if rate != SAMPLE_RATE:
-        raise DataError(f"fluidsynth wrote {rate} Hz audio for -r {SAMPLE_RATE}; check the fluidsynth version")
-    return _fit(_drop_latency(audio.mean(axis=1)))
+    if rate != sample_rate:
+        raise DataError(f"fluidsynth wrote {rate} Hz audio for -r {sample_rate}; check the fluidsynth version")
+    return _drop_latency(audio.mean(axis=1))
 
 
 def _drop_latency(audio: np.ndarray) -> np.ndarray:
-    """Starts the note at sample 0 as in NSynth, removing only a block that is all zeros."""
+    """Starts the sound at sample 0 as in NSynth, removing only a block that is all zeros."""
     if len(audio) > _LATENCY and not np.any(audio[:_LATENCY]):
         return audio[_LATENCY:]
     return audio
 
 
-def _fit(audio: np.ndarray) -> np.ndarray:
-    out = np.zeros(NUM_SAMPLES, np.float32)
-    out[: min(len(audio), NUM_SAMPLES)] = audio[:NUM_SAMPLES]
+def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
+    """``audio`` cut or zero-padded to exactly ``num_samples`` (float32)."""
+    out = np.zeros(num_samples, np.float32)
+    out[: min(len(audio), num_samples)] = audio[:num_samples]
     return out
 
 

@@ -254,7 +254,9 @@ def _step(net, params, state: State, code, local_t):
         gated.append(z)
         if layer < layers - 1:
             x = x + z @ params["res_kernel"][layer] + params["res_bias"][layer]
-    skip = jnp.concatenate(gated, axis=-1) @ params["skip_kernel"] + params["skip_bias"]
+    # skip_start's 1x1 reads the embedded input (inputs[0]); its kernel heads skip_kernel.
+    skip_in = [inputs[0], *gated] if net.skip_start else gated
+    skip = jnp.concatenate(skip_in, axis=-1) @ params["skip_kernel"] + params["skip_bias"]
     logits = net.apply(params["model"], skip, local_t, method=net.output_stack)
     return logits, _remember(net, state, jnp.stack(inputs))
 

@@ -7,9 +7,11 @@ bins -> 12 x 101 = 1212 patches), each linearly projected (a strided conv) to a 
 embedding; a [CLS] token and, from DeiT (Touvron et al. 2021), a distillation token are
 prepended; learned position embeddings are added; a ViT-Base encoder (Dosovitskiy et al.
 2021: 12 pre-LN layers, 12 heads, MLP 3072) follows, and the output of the two special tokens,
-averaged, feeds the MLP head (LayerNorm -> Linear). Section 2.2's ImageNet-pretraining tricks
-(channel averaging, position-embedding cut/interpolation from 24 x 24) are a weight-import
-concern and not part of the module.
+averaged, feeds the MLP head (LayerNorm -> Linear). Section 2.2's ImageNet pretraining
+(channel summing, position-embedding cut/interpolation from DeiT's 24 x 24 grid) is a
+weight-import concern: `audiozoo.models.imagenet_vit`. With `distillation_token=False` the
+model has only the [CLS] token, which alone feeds the head: the token layout of a plain ViT,
+for starting from one.
 
 Input: Kaldi fbank [batch, frames, num_mel_bins], normalised outside the model, (x - mean) /
 (2 std) (the front end's job). The module turns it frequency-first, [batch, mel, frames, 1],
@@ -40,11 +42,11 @@ from flax import linen as nn
 from flax import traverse_util
 
 from audiozoo.models.hf_checkpoint import (CheckpointFormatError, as_is, check_shapes, conv,
-                                           dense, layer_norm, load_hf_dir, take, take_all)
+                                           dense, encoder_names, layer_norm, load_hf_dir, take,
+                                           take_all)
 from audiozoo.nn.convolution import Conv
 from audiozoo.nn.transformer import Encoder
 
-NUM_SPECIAL_TOKENS = 2  # [CLS] and the distillation token
 TOKEN_INIT = nn.initializers.truncated_normal(0.02)  # DeiT / AST's trunc_normal_(std=.02)
 
 
@@ -73,10 +75,11 @@ class AST(nn.Module):
     """Audio Spectrogram Transformer classifier (see the module docstring).
 
     `features` is the pooled representation that feeds the MLP head: (CLS + distillation
-    token outputs) / 2 after the encoder's final LayerNorm, before the head's LayerNorm (the
-    paper's MLP head is LayerNorm + Linear as one unit; this is also Hugging Face's
-    `ASTModel` `pooler_output`). With `num_classes=0` there is no head and `__call__` returns
-    these features (what a bare `ASTModel` checkpoint provides).
+    token outputs) / 2 (the CLS output alone with `distillation_token=False`) after the
+    encoder's final LayerNorm, before the head's LayerNorm (the paper's MLP head is LayerNorm +
+    Linear as one unit; this is also Hugging Face's `ASTModel` `pooler_output`). With
+    `num_classes=0` there is no head and `__call__` returns these features (what a bare
+    `ASTModel` checkpoint provides).
     """
 
     input_kind: ClassVar[str] = "fbank"
@@ -94,6 +97,7 @@ class AST(nn.Module):
     dropout: float = 0.0
     attention_dropout: float = 0.0
     layer_norm_eps: float = 1e-12
+    distillation_token: bool = True  # DeiT's second special token (False: ViT's CLS only)
     dtype: Any = jnp.float32  # computation dtype; parameters stay float32
 
     def grid(self, frames: int | None = None) -> tuple[int, int]:
@@ -106,14 +110,20 @@ class AST(nn.Module):
         f_dim, t_dim = self.grid()
         return f_dim * t_dim
 
+    @property
+    def num_special_tokens(self) -> int:
+        """The tokens before the patches: [CLS] and, in DeiT's layout, the distillation token."""
+        return 2 if self.distillation_token else 1
+
     def setup(self):
         self.patch_embed = Conv(self.hidden, (self.patch_size, self.patch_size),
                                 strides=(self.frequency_stride, self.time_stride),
                                 padding="VALID", dtype=self.dtype)
         self.cls_token = self.param("cls_token", TOKEN_INIT, (1, 1, self.hidden))
-        self.dist_token = self.param("dist_token", TOKEN_INIT, (1, 1, self.hidden))
+        if self.distillation_token:
+            self.dist_token = self.param("dist_token", TOKEN_INIT, (1, 1, self.hidden))
         self.pos_embed = self.param("pos_embed", TOKEN_INIT,
-                                    (1, NUM_SPECIAL_TOKENS + self.num_patches, self.hidden))
+                                    (1, self.num_special_tokens + self.num_patches, self.hidden))
         self.encoder = Encoder(self.num_layers, self.num_heads, self.mlp_dim, self.dropout,
                                self.attention_dropout, layer_norm_eps=self.layer_norm_eps,
                                layer_norm_first=True, dtype=self.dtype)
@@ -127,34 +137,40 @@ class AST(nn.Module):
                              f"{x.shape}")
 
     def position_embeddings(self, frames: int) -> jax.Array:
-        """[1, 2 + f_dim * t_dim, hidden] for an input of `frames` frames."""
+        """[1, special tokens + f_dim * t_dim, hidden] for an input of `frames` frames."""
         f_dim, t_dim = self.grid()
         _, new_t_dim = self.grid(frames)
-        special = self.pos_embed[:, :NUM_SPECIAL_TOKENS]
-        patches = self.pos_embed[0, NUM_SPECIAL_TOKENS:].reshape(f_dim, t_dim, self.hidden)
+        special = self.pos_embed[:, :self.num_special_tokens]
+        patches = self.pos_embed[0, self.num_special_tokens:].reshape(f_dim, t_dim, self.hidden)
         patches = resize_time_positions(patches, new_t_dim).reshape(1, -1, self.hidden)
         return jnp.concatenate([special, patches], axis=1)
 
     def embed(self, x: jax.Array) -> jax.Array:
-        """fbank [batch, frames, mel] -> tokens [batch, 2 + patches, hidden] with positions."""
+        """fbank [batch, frames, mel] -> tokens [batch, special + patches, hidden], with
+        positions."""
         self._check_input(x)
         x = x.astype(self.dtype)
         image = jnp.swapaxes(x, 1, 2)[..., None]  # [batch, mel, frames, 1]: frequency first
         patches = self.patch_embed(image)  # [batch, f_dim, t_dim, hidden]
         patches = patches.reshape(x.shape[0], -1, self.hidden)  # frequency-major order
-        special = jnp.concatenate([self.cls_token, self.dist_token], axis=1).astype(self.dtype)
-        special = jnp.broadcast_to(special, (x.shape[0], NUM_SPECIAL_TOKENS, self.hidden))
+        special = [self.cls_token, self.dist_token] if self.distillation_token else [self.cls_token]
+        special = jnp.concatenate(special, axis=1).astype(self.dtype)
+        special = jnp.broadcast_to(special, (x.shape[0], self.num_special_tokens, self.hidden))
         tokens = jnp.concatenate([special, patches], axis=1)
         # Positions are resampled in float32, then rounded once.
         return tokens + self.position_embeddings(x.shape[1]).astype(self.dtype)
 
     def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """The encoder's last hidden state [batch, 2 + patches, hidden] (after its LayerNorm)."""
+        """The encoder's last hidden state [batch, special + patches, hidden] (after its
+        LayerNorm)."""
         return self.encoder(self.embed(x), train=train)
 
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """Pooled [batch, hidden]: the mean of the CLS and distillation token outputs."""
+        """Pooled [batch, hidden]: the mean of the CLS and distillation token outputs (the CLS
+        output without a distillation token)."""
         hidden = self.encode(x, train)
+        if not self.distillation_token:
+            return hidden[:, 0]
         return (hidden[:, 0] + hidden[:, 1]) / 2
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -228,6 +244,15 @@ def _num_labels(config: dict, weights: dict[str, np.ndarray]) -> int:
     return rows
 
 
+def check_block_config(config: dict, where: Path) -> None:
+    """The encoder blocks a Hugging Face ViT-family config.json describes are ours: GELU MLP,
+    biased query/key/value."""
+    if config.get("hidden_act", "gelu") != "gelu" or not config.get("qkv_bias", True):
+        raise CheckpointFormatError(
+            f"{where}: only hidden_act='gelu' with qkv_bias=true is supported (got "
+            f"hidden_act={config.get('hidden_act')!r}, qkv_bias={config.get('qkv_bias')!r})")
+
+
 def _module_from_config(config: dict, where: Path, num_classes: int) -> AST:
     def need(key, default=None):
         value = config.get(key, default)
@@ -238,10 +263,7 @@ def _module_from_config(config: dict, where: Path, num_classes: int) -> AST:
     model_type = config.get("model_type", "audio-spectrogram-transformer")
     if model_type != "audio-spectrogram-transformer":
         raise CheckpointFormatError(f"{where} is model_type={model_type!r}, not an AST checkpoint")
-    if config.get("hidden_act", "gelu") != "gelu" or not config.get("qkv_bias", True):
-        raise CheckpointFormatError(
-            f"{where}: only hidden_act='gelu' with qkv_bias=true is supported (got "
-            f"hidden_act={config.get('hidden_act')!r}, qkv_bias={config.get('qkv_bias')!r})")
+    check_block_config(config, where)
     patch = need("patch_size", 16)
     if isinstance(patch, (list, tuple)):
         if len(set(patch)) != 1:
@@ -267,19 +289,21 @@ def _hf_names(module: AST, prefix: str, layout: str):
     yield ("cls_token",), f"{emb}cls_token", as_is
     yield ("dist_token",), f"{emb}distillation_token", as_is
     yield ("pos_embed",), f"{emb}position_embeddings", as_is
-    yield from layer_norm(("encoder", "norm"), f"{prefix}layernorm")
-    for i in range(module.num_layers):
-        for path, hf_name in HF_LAYER_NAMES[layout].items():
-            convert = layer_norm if path[-1].endswith("norm") else dense
-            yield from convert(("encoder", f"layers_{i}", *path),
-                               prefix + layout.format(i) + hf_name)
+    yield from encoder_names(HF_LAYER_NAMES[layout], prefix + layout, f"{prefix}layernorm",
+                             module.num_layers)
     if module.num_classes:
         yield from layer_norm(("head_norm",), "classifier.layernorm")
         yield from dense(("head",), "classifier.dense")
 
 
+def hf_layer_layout(weights: dict[str, np.ndarray], prefix: str) -> str:
+    """The key of HF_LAYER_NAMES that the checkpoint's encoder layers are saved under (the
+    on-disk one when neither matches, so that a missing tensor is named in its terms)."""
+    return next((k for k in HF_LAYER_NAMES if f"{prefix}{k.format(0)}layernorm_before.weight"
+                 in weights), "encoder.layer.{}.")
+
+
 def _convert(weights, module: AST, prefix: str, used: set[str]) -> dict:
-    layout = next((k for k in HF_LAYER_NAMES if f"{prefix}{k.format(0)}layernorm_before.weight"
-                   in weights), "encoder.layer.{}.")
+    layout = hf_layer_layout(weights, prefix)
     flat = take_all(weights, _hf_names(module, prefix, layout), used)
     return traverse_util.unflatten_dict(flat)

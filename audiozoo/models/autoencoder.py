@@ -65,6 +65,9 @@ class WaveNetAutoencoder(nn.Module):
     gate_channels: int = 1024
     skip_channels: int = 256
     upsample: str = "repeat"
+    # The decoder's skip sum starts from a 1x1 of its embedded input (`WaveNet.skip_start`),
+    # as in magenta's nsynth/wavenet/h512_bo16.py.
+    skip_start: bool = False
     # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
     dtype: Any = jnp.float32
 
@@ -87,7 +90,7 @@ class WaveNetAutoencoder(nn.Module):
             gate_channels=self.gate_channels, skip_channels=self.skip_channels,
             num_classes=self.num_classes, local_channels=self.latent_width,
             upsample_scales=(self.hop_length,), upsample=self.upsample, condition_output=True,
-            dtype=self.dtype)
+            skip_start=self.skip_start, dtype=self.dtype)
 
     @property
     def encoder_net(self) -> DilatedEncoder:

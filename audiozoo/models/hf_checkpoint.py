@@ -7,13 +7,19 @@ Flax parameter trees with the converters below: each lists its parameters as (fl
 checkpoint name, converter) triples built from `dense`, `conv` and `layer_norm`, reads them with
 `take_all` and checks the result against its own `init` with `check_shapes`. The layouts are
 PyTorch's (torch.nn.Linear, Conv1d/Conv2d, LayerNorm) as `transformers` saves them.
+
+`load_weights_file` reads a bare state dict from one file (.safetensors, .npz, or a PyTorch
+pickle when torch is installed), e.g. a timm checkpoint; `encoder_names` and `fused_dense` name
+the parameters of `audiozoo.nn.transformer.Encoder` for any checkpoint naming scheme.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import pickle
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import jax
 import numpy as np
@@ -41,28 +47,58 @@ def load_hf_dir(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _load_weights(path: Path) -> dict[str, np.ndarray]:
-    if (path / SAFETENSORS).exists():
+    for name in (SAFETENSORS, TORCH_BIN):
+        if (path / name).exists():
+            return load_weights_file(path / name)
+    raise CheckpointFormatError(f"{path} holds neither {SAFETENSORS} nor {TORCH_BIN}")
+
+
+TORCH_SUFFIXES = (".bin", ".pth", ".pt")
+# Training scripts (DeiT's, timm's) save the state dict under one of these keys.
+STATE_DICT_KEYS = ("model", "state_dict", "model_ema")
+
+
+def load_weights_file(file: str | Path) -> dict[str, np.ndarray]:
+    """{parameter name: float32 numpy array} of one state-dict file: .safetensors, .npz, or
+    a PyTorch pickle (.bin / .pth / .pt, read with torch when it is installed)."""
+    file = Path(file)
+    if not file.is_file():
+        raise CheckpointFormatError(f"checkpoint file {file} does not exist")
+    if file.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
-        weights = load_file(str(path / SAFETENSORS))
-    elif (path / TORCH_BIN).exists():
-        weights = _load_torch_bin(path / TORCH_BIN)
+        weights = load_file(str(file))
+    elif file.suffix == ".npz":
+        with np.load(file, allow_pickle=False) as npz:
+            weights = dict(npz)
+    elif file.suffix in TORCH_SUFFIXES:
+        weights = _load_torch_file(file)
     else:
-        raise CheckpointFormatError(f"{path} holds neither {SAFETENSORS} nor {TORCH_BIN}")
+        raise CheckpointFormatError(
+            f"{file}: unknown checkpoint format {file.suffix!r}; expected .safetensors, .npz, "
+            f"or a PyTorch state dict ({', '.join(TORCH_SUFFIXES)})")
     return {k: np.asarray(v, np.float32) for k, v in weights.items()}
 
 
-def _load_torch_bin(file: Path) -> dict[str, np.ndarray]:
+def _load_torch_file(file: Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
         raise CheckpointFormatError(
             f"{file} is a PyTorch pickle and torch is not installed: install the parity extra "
-            f"(pip install 'audiozoo[parity]') or re-save the checkpoint with "
-            f"safe_serialization=True"
+            f"(pip install 'audiozoo[parity]') or save it as .safetensors (save_pretrained with "
+            f"safe_serialization=True, or safetensors.torch.save_file)"
         ) from None
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    return {k: v.float().numpy() for k, v in state.items()}
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refuses arbitrary pickled objects
+        raise CheckpointFormatError(f"{file} holds more than tensors ({e}); save only its state "
+                                    f"dict (torch.save(model.state_dict(), ...))") from None
+    # A training checkpoint wraps the weights ({"model": state_dict, ...}): take them.
+    wrapper = next((k for k in STATE_DICT_KEYS if isinstance(state.get(k), dict)), None)
+    if wrapper is not None:
+        state = state[wrapper]
+    return {k: v.float().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def take(weights: dict[str, np.ndarray], name: str, used: set[str]) -> np.ndarray:
@@ -111,6 +147,36 @@ def layer_norm(path: tuple[str, ...], name: str) -> Names:
     """A torch `LayerNorm` (or `GroupNorm`) `name` as the flax norm at `path`."""
     yield path + ("scale",), f"{name}.weight", as_is
     yield path + ("bias",), f"{name}.bias", as_is
+
+
+def fused_dense(paths: Sequence[tuple[str, ...]], name: str, bias: bool = True) -> Names:
+    """A torch `Linear` `name` whose output rows are len(paths) equal blocks, in order (timm's
+    fused `attn.qkv`: query, key, value), as one flax `Dense` per block."""
+    for i, path in enumerate(paths):
+        rows = functools.partial(_row_block, index=i, count=len(paths))
+        yield path + ("kernel",), f"{name}.weight", lambda w, rows=rows: linear_kernel(rows(w))
+        if bias:
+            yield path + ("bias",), f"{name}.bias", rows
+
+
+def _row_block(w: np.ndarray, index: int, count: int) -> np.ndarray:
+    if w.shape[0] % count:
+        raise CheckpointFormatError(f"a fused tensor of shape {w.shape} does not split into "
+                                    f"{count} equal blocks of rows")
+    size = w.shape[0] // count
+    return w[index * size:(index + 1) * size]
+
+
+def encoder_names(layer_names: dict[tuple[str, ...], str], layer_prefix: str, final_norm: str,
+                  num_layers: int) -> Names:
+    """The parameters of `audiozoo.nn.transformer.Encoder`: its final LayerNorm `final_norm`,
+    and in layer i each (path in the block: checkpoint name) of `layer_names` under
+    `layer_prefix.format(i)`; paths ending in "norm" are LayerNorms, the others Linears."""
+    yield from layer_norm(("encoder", "norm"), final_norm)
+    for i in range(num_layers):
+        for path, name in layer_names.items():
+            convert = layer_norm if path[-1].endswith("norm") else dense
+            yield from convert(("encoder", f"layers_{i}", *path), layer_prefix.format(i) + name)
 
 
 def take_all(weights: dict[str, np.ndarray], names: Names, used: set[str],

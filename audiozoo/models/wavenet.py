@@ -6,7 +6,9 @@ Implements section 2.1 (dilated causal convolutions, any kernel size and dilatio
 connections; output stack relu -> 1x1 -> relu -> 1x1) and 2.5 (global conditioning by an id
 embedding or a vector, local conditioning upsampled by a learned transposed-conv stack or by
 repetition). The discretized mixture-of-logistics head is the 16-bit extension of PixelCNN++
-(Salimans et al. 2017) as used by later WaveNet vocoders.
+(Salimans et al. 2017) as used by later WaveNet vocoders. `skip_start` starts the skip sum from
+a 1x1 of the embedded input, as the NSynth decoder of magenta's nsynth/wavenet/h512_bo16.py
+does (its `skip_start` conv).
 
 Contract: `logits = net.apply(variables, codes)` with codes int32 [batch, time] gives
 [batch, time, num_classes] (softmax head) or [batch, time, 3 * num_mixtures] (MoL head), and
@@ -81,6 +83,11 @@ class WaveNet(nn.Module):
     # Also add the local features, through a 1x1, after the output stack's first 1x1 (the
     # NSynth decoder, Engel et al. 2017, section 3.1).
     condition_output: bool = False
+    # Start the skip sum from a 1x1 (with bias) of the embedded input, before any layer's
+    # skip is added: the `skip_start` conv of magenta's nsynth/wavenet/h512_bo16.py
+    # (Config.build), which reads the output of the decoder's start conv. Off: the sum starts
+    # at zero, as in van den Oord et al. 2016.
+    skip_start: bool = False
     # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
     dtype: Any = jnp.float32
 
@@ -137,6 +144,8 @@ class WaveNet(nn.Module):
             )
             for i, d in enumerate(dilations)
         ]
+        if self.skip_start:
+            self.skip_start_proj = dense(self.skip_channels)
         self.output_hidden = dense(self.skip_channels)
         if self.condition_output:
             self.output_cond = dense(self.skip_channels, use_bias=False)
@@ -170,7 +179,7 @@ class WaveNet(nn.Module):
         """The network on prepared conditioning: the global vector [batch, dim] and local
         features already at the audio rate [batch, time, ch]."""
         x = self.embed_codes(codes)
-        skips = 0.0
+        skips = self.skip_start_proj(x) if self.skip_start else 0.0
         for block in self.blocks:
             x, skip = block(x, global_vector, local_samples)
             skips = skips + skip
@@ -219,10 +228,14 @@ class WaveNet(nn.Module):
         (kernel - 1) * residual, gate] (its other taps, oldest first), bias [layers, gate],
         global [layers, global_dim, gate], local [local_ch, layers * gate],
         res_kernel/res_bias for every layer but the last, skip_kernel [layers * gate / 2,
-        skip] with the skip biases summed. The input and output layers run through
-        `embed_codes` and `output_stack` themselves.
+        skip] with the skip biases summed (with skip_start, the start 1x1's kernel comes
+        first, [residual + layers * gate / 2, skip], and its bias is in the sum). The input
+        and output layers run through `embed_codes` and `output_stack` themselves.
         """
         blocks = [b.variables["params"] for b in self.blocks]
+        skips = [b["skip_proj"] for b in blocks]
+        if self.skip_start:  # one matmul for every skip, the start one included
+            skips = [self.skip_start_proj.variables["params"], *skips]
         taps = jnp.stack([b["dilated"]["kernel"] for b in blocks])  # [layers, kernel, res, gate]
         packed = {
             # Per-layer arrays, not one stacked array: XLA:CPU copies a slice of a stacked
@@ -232,8 +245,8 @@ class WaveNet(nn.Module):
             "bias": jnp.stack([b["dilated"]["bias"] for b in blocks]),
             "res_kernel": [b["residual_proj"]["kernel"] for b in blocks[:-1]],
             "res_bias": [b["residual_proj"]["bias"] for b in blocks[:-1]],
-            "skip_kernel": jnp.concatenate([b["skip_proj"]["kernel"] for b in blocks]),
-            "skip_bias": sum(b["skip_proj"]["bias"] for b in blocks),
+            "skip_kernel": jnp.concatenate([s["kernel"] for s in skips]),
+            "skip_bias": sum(s["bias"] for s in skips),
         }
         if self.uses_global:
             packed["global"] = jnp.stack([b["global_proj"]["kernel"] for b in blocks])

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import importlib
 
+from pathlib import Path
+
 from audiozoo.config import ConfigError
 
 # task.name -> "module:class", imported on first use.
 TASKS = {
     "wavenet": "wavenet:WaveNetTask",
+    "vocoder": "vocoder:VocoderTask",
     "classify": "classify:ClassifyTask",
     "wav2vec2_pretrain": "wav2vec2_pretrain:Wav2Vec2PretrainTask",
     "autoencoder": "autoencoder:AutoencoderTask",
+    "prior": "prior:PriorTask",
     "gansynth": "gansynth:GANSynthTask",
 }
 
@@ -27,3 +31,16 @@ def build_task(config):
         raise ConfigError(f"unknown task.name={name!r}; valid names: {', '.join(sorted(TASKS))}")
     module, attr = TASKS[name].split(":")
     return getattr(importlib.import_module(f"audiozoo.tasks.{module}"), attr)(config)
+
+
+def restore_latest(workdir: str | Path):
+    """(config, task, state) of a trained workdir's latest checkpoint, for inference: the
+    state's params are the parameter EMA when the run kept one (`Task.for_inference`)."""
+    import jax
+
+    from audiozoo.checkpoint import Checkpointer, load_workdir_config
+
+    config = load_workdir_config(workdir)
+    task = build_task(config)
+    shapes = jax.eval_shape(task.init_train_state, jax.random.key(0), task.dummy_batch(1))
+    return config, task, task.for_inference(Checkpointer(workdir).restore_state(shapes))

@@ -14,6 +14,7 @@ top-down: this level's latent -> lower codes (ring-buffer generator) -> ... -> a
 
 from __future__ import annotations
 
+import json
 import math
 
 import jax
@@ -26,7 +27,19 @@ from audiozoo.audio.mulaw import mu_law_dequantize, mu_law_quantize
 from audiozoo.config import ConfigError
 from audiozoo.models import build_model
 from audiozoo.nn.bottleneck import VQ_RNG, VQ_STATS
+from audiozoo.tasks import restore_latest
 from audiozoo.tasks.base import SupervisedTask
+
+
+# WORKDIR/receptive_field.json: the stack's receptive fields, level by level (and the prior's).
+RECEPTIVE_FIELD_FILE = "receptive_field.json"
+
+
+def receptive_field_row(level, codes: int, samples_per_code: int, hop_samples: int,
+                        sample_rate: int) -> dict:
+    """One level's receptive field: in its own codes, audio samples and seconds."""
+    return {"level": level, "codes": codes, "samples": codes * samples_per_code,
+            "seconds": round(codes * samples_per_code / sample_rate, 4), "hop_samples": hop_samples}
 
 
 class AutoencoderTask(SupervisedTask):
@@ -35,7 +48,9 @@ class AutoencoderTask(SupervisedTask):
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)
-        self.lower, self.lower_variables = _load_lower(config.task.lower_workdir)
+        self.lower, self.lower_variables = (
+            load_discrete_autoencoder(config.task.lower_workdir)
+            if config.task.lower_workdir else (None, None))
         self._check_config()
 
     @property
@@ -44,20 +59,28 @@ class AutoencoderTask(SupervisedTask):
         return 1 if self.lower is None else self.lower.hop_to_audio * self.lower.model.hop_length
 
     @property
+    def frame_length(self) -> int:
+        """Audio samples per latent frame at this level."""
+        return self.hop_to_audio * self.model.hop_length
+
+    @property
     def level(self) -> int:
         return 1 if self.lower is None else self.lower.level + 1
 
     def stack_receptive_fields(self) -> list[dict]:
-        """Per level, bottom up: the decoder's receptive field in its own codes and in audio
-        samples. Each level sees further back than the one below it (Dieleman et al. 2018)."""
+        """Per level, bottom up: the decoder's receptive field in its own codes, in audio
+        samples and in seconds, and the audio one latent frame covers. Each level sees
+        further back than the one below it (Dieleman et al. 2018, section 3.4)."""
         below = [] if self.lower is None else self.lower.stack_receptive_fields()
-        rf = self.model.receptive_field
-        return below + [{"level": self.level, "codes": rf, "samples": rf * self.hop_to_audio,
-                         "hop_samples": self.hop_to_audio * self.model.hop_length}]
+        return below + [receptive_field_row(self.level, self.model.receptive_field,
+                                            self.hop_to_audio, self.frame_length, self.sample_rate)]
+
+    def workdir_files(self, dataset) -> dict[str, str]:
+        return {RECEPTIVE_FIELD_FILE: json.dumps(self.stack_receptive_fields(), indent=1) + "\n"}
 
     def _check_config(self):
         segment = self.config.data.segment_length
-        step = self.hop_to_audio * self.model.hop_length
+        step = self.frame_length
         if segment % step:
             raise ConfigError(f"data.segment_length={segment} must be a multiple of {step} (this "
                               f"level's hop in audio samples) so every frame is whole")
@@ -76,9 +99,12 @@ class AutoencoderTask(SupervisedTask):
         """Audio [batch, time] -> the codes this level models [batch, time / hop_to_audio]."""
         if self.lower is None:
             return mu_law_quantize(audio, self.model.num_classes)
-        lower_codes = self.lower.codes_of(audio)
-        out = self.lower.model.apply(self.lower_variables, lower_codes,
-                                     method=self.lower.model.bottleneck_out)
+        return self.lower.latent_codes(self.lower_variables, audio)
+
+    def latent_codes(self, variables, audio):
+        """Audio [batch, time] -> this level's bottleneck codes [batch, time / frame_length]
+        (a discrete level), held fixed: what the level above, or a prior, models."""
+        out = self.model.apply(variables, self.codes_of(audio), method=self.model.bottleneck_out)
         return jax.lax.stop_gradient(out.codes)
 
     def dummy_batch(self, batch_size):
@@ -105,9 +131,6 @@ class AutoencoderTask(SupervisedTask):
         return loss, (metrics, extra)
 
     # ---- encode / decode --------------------------------------------------------------
-    def variables(self, state):
-        return {"params": state.params, **state.extra}
-
     def encode(self, variables, audio):
         """Audio [batch, time] -> (encoder output [batch, frames, ch], codes [batch, frames]);
         the output is the latent itself for a continuous model, the pre-quantiser values for
@@ -145,11 +168,64 @@ class AutoencoderTask(SupervisedTask):
         below = self.lower_latent(variables, latent, jax.random.fold_in(rng, self.level), **sampling)
         return self.lower.audio_latent(self.lower_variables, below, rng, **sampling)
 
+    def decoding(self, variables, latent, rng, **sampling):
+        """(generator of the audio codes, codes -> audio) for a latent at this level: the
+        levels above audio are decoded top-down first; the returned generator makes the audio
+        codes (run it whole, or in chunks to stream them)."""
+        task, variables, latent = self.audio_latent(variables, latent, rng, **sampling)
+        return task.generator(variables, latent, rng, **sampling), task.to_audio
+
     def decode(self, variables, latent, rng, **sampling) -> np.ndarray:
         """Audio float32 [batch, frames * hop_to_audio * hop] for a latent at this level."""
-        task, variables, latent = self.audio_latent(variables, latent, rng, **sampling)
-        gen = task.generator(variables, latent, rng, **sampling)
-        return task.to_audio(gen.run(gen.num_steps))
+        gen, to_audio = self.decoding(variables, latent, rng, **sampling)
+        return to_audio(gen.run(gen.num_steps))
+
+    # ---- latents as files hold them ------------------------------------------------------
+    def whole_frames(self, audio) -> np.ndarray:
+        """Audio [time] zero-padded to whole latent frames, as a batch of one [1, time']."""
+        audio = np.asarray(audio, np.float32)
+        return np.pad(audio, (0, -len(audio) % self.frame_length))[None]
+
+    def file_latent(self, variables, audio) -> np.ndarray:
+        """What `audiozoo encode` writes for one clip [time]: codes [frames] (int) for a
+        discrete bottleneck, else embeddings [frames, latent_width] (float32)."""
+        encoded, codes = self.encode(variables, self.whole_frames(audio))
+        return np.asarray(codes[0] if self.model.discrete else encoded[0])
+
+    def check_file_latent(self, latent: np.ndarray, source: str) -> np.ndarray:
+        """`latent` if it is what `file_latent` makes for this model, else a ValueError
+        naming `source` and what was expected."""
+        discrete = np.issubdtype(latent.dtype, np.integer)
+        if self.model.discrete:
+            expected, ok = "int codes [frames]", latent.ndim == 1 and discrete
+        else:
+            expected = f"floats [frames, {self.model.latent_width}]"
+            ok = latent.ndim == 2 and not discrete and latent.shape[1] == self.model.latent_width
+        if not ok or latent.shape[0] == 0:
+            raise ValueError(f"{source} holds {latent.dtype}{list(latent.shape)}; this model "
+                             f"decodes {expected} (what `audiozoo encode` writes)")
+        if discrete and (latent.min() < 0 or latent.max() >= self.model.num_codes):
+            raise ValueError(f"{source} has codes outside 0..{self.model.num_codes - 1}")
+        return latent
+
+    def stack_file_latents(self, variables, latents) -> np.ndarray:
+        """The decoder's latent [batch, frames, ch] for equally long `file_latent`s."""
+        if len({latent.shape for latent in latents}) > 1:
+            raise ValueError(f"latents of different shapes {[list(x.shape) for x in latents]} "
+                             "cannot be decoded as one batch; decode them one at a time")
+        if self.model.discrete:
+            return self.latent(variables, codes=np.stack(latents))
+        return np.stack(latents)
+
+    def mixed_latent(self, variables, audio_a, audio_b, weights):
+        """The decoder's latent [len(weights), frames, ch] for (1 - w) * A + w * B of two
+        clips' encoder outputs (timbre mixing; pre-quantiser values for a discrete model),
+        over the shorter clip's whole frames."""
+        a, b = self.whole_frames(audio_a), self.whole_frames(audio_b)
+        length = min(a.shape[1], b.shape[1])
+        (enc_a, _), (enc_b, _) = (self.encode(variables, x[:, :length]) for x in (a, b))
+        weights = np.asarray(weights, np.float32)[:, None, None]
+        return self.latent(variables, (1.0 - weights) * np.asarray(enc_a) + weights * np.asarray(enc_b))
 
     def to_audio(self, codes) -> np.ndarray:
         return np.asarray(mu_law_dequantize(codes, self.model.num_classes), np.float32)
@@ -172,14 +248,12 @@ class AutoencoderTask(SupervisedTask):
         return clips
 
 
-def _load_lower(workdir: str):
-    """(task, variables) of the trained level below, or (None, None) at level 1."""
-    if not workdir:
-        return None, None
-    from audiozoo.train.loop import restore_latest  # the trainer imports tasks: import late
-
+def load_discrete_autoencoder(workdir: str):
+    """(task, variables) of the trained discrete autoencoder in `workdir` (task.lower_workdir
+    of a stacked level or of a prior)."""
     _, task, state = restore_latest(workdir)
     if not isinstance(task, AutoencoderTask) or not task.model.discrete:
         raise ConfigError(f"task.lower_workdir={workdir!r} holds no discrete autoencoder; a "
-                          "stacked level needs a trained ADA (bottleneck 'vq' or 'argmax') below")
+                          "stacked level or a prior needs a trained ADA (bottleneck 'vq' or "
+                          "'argmax') below it")
     return task, task.variables(state)

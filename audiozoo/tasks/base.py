@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from audiozoo.train.optim import make_optimizer
-from audiozoo.train.state import TrainState, all_finite, tree_select
+from audiozoo.tasks.optim import make_optimizer
+from audiozoo.tasks.state import ParameterEMA, TrainState, all_finite, tree_select
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -33,6 +33,7 @@ class Task:
 
     def __init__(self, config):
         self.config = config
+        self.ema = ParameterEMA.from_config(config.train)
 
     @property
     def sample_rate(self) -> int:
@@ -40,6 +41,39 @@ class Task:
 
     def init_state(self, rng: jax.Array, batch: Batch) -> TrainState:
         raise NotImplementedError
+
+    # ---- parameter EMA (train.ema_decay): kept by the trainer, used for inference -----------
+    def averaged(self, params):
+        """The part of the parameters the EMA averages (all of them; GANSynth: its generator)."""
+        return params
+
+    def with_averaged(self, params, averaged):
+        """`params` with the averaged part replaced by `averaged`."""
+        return averaged
+
+    def init_train_state(self, rng: jax.Array, batch: Batch) -> TrainState:
+        """`init_state`, plus the EMA's starting point (the initial parameters) when kept."""
+        state = self.init_state(rng, batch)
+        return state.replace(ema=self.averaged(state.params)) if self.ema else state
+
+    def averaged_train_step(self, state: TrainState, batch: Batch, rng: jax.Array, **variant):
+        """`train_step`, then the EMA update (skipped with the step when it was not finite)."""
+        new_state, metrics = self.train_step(state, batch, rng, **variant)
+        if self.ema:
+            ema = self.ema.update(state.ema, self.averaged(new_state.params), state.step)
+            new_state = new_state.replace(ema=tree_select(metrics["finite"] > 0, ema, state.ema))
+        return new_state, metrics
+
+    def for_inference(self, state: TrainState) -> TrainState:
+        """The state evaluation, samples and exports use: the averaged parameters in place of
+        the raw ones when the run keeps an EMA."""
+        if state.ema is None:
+            return state
+        return state.replace(params=self.with_averaged(state.params, state.ema))
+
+    def variables(self, state: TrainState) -> dict[str, Any]:
+        """{"params": ..., other collections} for `self.model.apply`."""
+        return {"params": state.params, **state.extra}
 
     def step_variant(self, step: int) -> Hashable | None:
         """What the computation of step `step` depends on beyond its inputs' shapes (None: the

@@ -210,18 +210,42 @@ class ClassifyTask(SupervisedTask):
         return float32(self.model.apply(variables, self.frontend(audio), method="features"))
 
     def load_pretrained(self, state):
-        """Grafts a Hugging Face checkpoint (task.init_from_hf) into the fresh parameters: every
-        parameter whose path and shape match is taken from it; the rest (e.g. a classifier head
-        for another label set) keeps its fresh initialisation."""
-        path = self.config.task.init_from_hf
-        if not path:
+        """Grafts pretrained weights into the fresh parameters: a Hugging Face checkpoint of
+        the model (task.init_from_hf) or, for AST, an ImageNet DeiT / ViT adapted as in
+        section 2.2 of the AST paper (task.init_from_imagenet). Every parameter whose path and
+        shape match is taken from it; the rest (e.g. a classifier head for another label set)
+        keeps its fresh initialisation."""
+        task = self.config.task
+        # .get: configs written before the field existed have no init_from_imagenet.
+        hf_path, imagenet_path = task.init_from_hf, task.get("init_from_imagenet", "")
+        if hf_path and imagenet_path:
+            raise ConfigError(f"task.init_from_hf={hf_path} and task.init_from_imagenet="
+                              f"{imagenet_path} are both set; a run starts from one checkpoint")
+        if imagenet_path:
+            key, path, loaded = "init_from_imagenet", imagenet_path, self._imagenet(imagenet_path)
+        elif hf_path:
+            key, path = "init_from_hf", hf_path
+            _, loaded = hf_loader(self.config.model.name)(hf_path)
+        else:
             return state
-        _, loaded = hf_loader(self.config.model.name)(path)
         params, taken = graft(state.params, loaded["params"])
         if not taken:
             raise ConfigError(f"no parameter of the checkpoint in {path} matches model "
-                              f"{self.config.model.name}; is task.init_from_hf the right checkpoint?")
+                              f"{self.config.model.name}; is task.{key} the right checkpoint?")
         return state.replace(params=params, opt_state=self.tx.init(params))
+
+    def _imagenet(self, path: str) -> dict:
+        """AST's parameters but the head from the image checkpoint at `path`."""
+        if self.config.model.name != "ast":
+            raise ConfigError(f"task.init_from_imagenet is set but model {self.config.model.name} "
+                              f"is not AST; only AST starts from an ImageNet DeiT / ViT")
+        from audiozoo.models.hf_checkpoint import CheckpointFormatError
+        from audiozoo.models.imagenet_vit import from_imagenet
+
+        try:
+            return from_imagenet(path, self.model)
+        except CheckpointFormatError as e:
+            raise ConfigError(f"task.init_from_imagenet: {e}") from None
 
     # ---- objective ---------------------------------------------------------------
     def targets(self, labels):

@@ -24,8 +24,9 @@ models/gansynth/lib/model.py and train_util.py do:
   experiments/gansynth/benchmark_stages.py).
 
 The trainer is the generic one: the two parameter trees, the two optimiser states and the
-EMA all live in one TrainState (params = {"generator", "discriminator"}, opt_state =
-{"generator", "discriminator"}, extra = {"ema": generator parameters}).
+generator's EMA all live in one TrainState (params = {"generator", "discriminator"},
+opt_state = {"generator", "discriminator"}, ema = the generator's averaged parameters, kept
+by the trainer's parameter EMA with train.ema_decay = 0.999).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from audiozoo.models import build_model
 from audiozoo.models.gansynth import MIN_PITCH
 from audiozoo.nn.progressive import blend_resolutions, progress_at
 from audiozoo.tasks.base import Task, float32
-from audiozoo.train.state import TrainState, all_finite, tree_select
+from audiozoo.tasks.state import TrainState, all_finite, tree_select
 
 PITCHES_FILE = "pitches.json"
 NETWORKS = ("generator", "discriminator")
@@ -207,8 +208,14 @@ class GANSynthTask(Task):
         z, pitch = self.sample_latents(rng, batch["audio"].shape[0])
         params = self.model.init(rng, z, pitch, 0.0)["params"]
         opt_state = {name: self.tx.init(params[name]) for name in NETWORKS}
-        return TrainState(step=jnp.zeros((), jnp.int32), params=dict(params), opt_state=opt_state,
-                          extra={"ema": params["generator"]})
+        return TrainState(step=jnp.zeros((), jnp.int32), params=dict(params), opt_state=opt_state)
+
+    # The parameter EMA (train.ema_decay, 0.999 as magenta's) averages the generator only.
+    def averaged(self, params):
+        return params["generator"]
+
+    def with_averaged(self, params, averaged):
+        return {**params, "generator": averaged}
 
     # ---- losses ---------------------------------------------------------------------
     def _ac_loss(self, pitch_logits, pitch_ids):
@@ -287,8 +294,6 @@ class GANSynthTask(Task):
             real.shape[0])
         updates, opt["generator"] = self.tx.update(g_grads, opt["generator"], params["generator"])
         params["generator"] = optax.apply_updates(params["generator"], updates)
-        ema = optax.incremental_update(params["generator"], state.extra["ema"],
-                                       1.0 - self.config.task.ema_decay)
         # ... then one critic step against the updated generator, on fresh noise.
         (_, d_metrics), d_grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
             params["discriminator"], params["generator"], real, real_pitch, d_rng, progress,
@@ -296,18 +301,18 @@ class GANSynthTask(Task):
         updates, opt["discriminator"] = self.tx.update(d_grads, opt["discriminator"],
                                                       params["discriminator"])
         params["discriminator"] = optax.apply_updates(params["discriminator"], updates)
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt,
-                                  extra={"ema": ema})
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt)
         return new_state, {**g_metrics, **d_metrics}
 
     def eval_step(self, state, batch, rng, variant=None):
-        """The critic's view of held-out notes against EMA-generator fakes, at the current
-        stage: the losses' terms and the auxiliary classifier's pitch accuracy."""
+        """The critic's view of held-out notes against the generator's fakes (the trainer
+        passes `for_inference(state)`: the EMA generator), at the current stage: the losses'
+        terms and the auxiliary classifier's pitch accuracy."""
         blocks = self._check_variant(variant)
         progress = self.schedule(state.step)[0]
         real = self.real_images(batch["audio"], progress, blocks)
         _, metrics = self.discriminator_loss(
-            state.params["discriminator"], state.extra["ema"], real,
+            state.params["discriminator"], state.params["generator"], real,
             batch[self.pitch_key] - MIN_PITCH, rng, progress, blocks)
         return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
 
@@ -316,7 +321,7 @@ class GANSynthTask(Task):
         """Notes [batch, samples] from latents z [batch, latent] and MIDI pitches [batch], with
         the EMA generator (or the raw one) at the state's stage. Not traceable (the stage is
         read from state.step); it compiles one program per stage and batch shape."""
-        g_params = state.extra["ema"] if ema else state.params["generator"]
+        g_params = state.ema if ema and state.ema is not None else state.params["generator"]
         return self._generate_at(g_params, state.step, jnp.asarray(z), jnp.asarray(pitches),
                                  num_blocks=self.step_variant(int(state.step)))
 

@@ -29,6 +29,8 @@ from audiozoo.tasks.base import SupervisedTask
 
 class WaveNetTask(SupervisedTask):
     verbs = ("generate",)
+    # Local conditioning needs features computed from the audio: the vocoder task has them.
+    conditions_locally = False
 
     def __init__(self, config):
         super().__init__(config)
@@ -49,9 +51,12 @@ class WaveNetTask(SupervisedTask):
                 f"{net.num_global_ids} disagree: set both (e.g. 'family' and the number of "
                 f"families) or neither"
             )
-        if net.uses_local:
-            raise ConfigError("the WaveNet task has no local-conditioning features to feed yet; "
-                              "set model.local_channels=0")
+        if net.uses_local != self.conditions_locally:
+            raise ConfigError(
+                f"model.local_channels={net.local_channels} with task.name="
+                f"{self.config.task.name!r}: the 'wavenet' task has no local features (set "
+                "model.local_channels=0); the 'vocoder' task conditions on log-mel frames "
+                "(set model.local_channels to frontend.n_mels)")
 
     # ---- codes ----------------------------------------------------------------------
     def quantize(self, audio):
@@ -67,6 +72,28 @@ class WaveNetTask(SupervisedTask):
     def global_cond(self, batch):
         return batch[self.global_key] if self.global_key else None
 
+    def local_cond(self, batch):
+        """Frame-rate features [batch, frames, ch] of a batch (None: not locally conditioned)."""
+        return None
+
+    def global_ids(self, global_id: int | None, batch_size: int):
+        """Conditioning ids [batch_size] for generation: `global_id` (default 0) for every
+        clip of a globally conditioned model, None for an unconditioned one."""
+        net = self.model
+        if not net.uses_global:
+            if global_id is not None:
+                raise ValueError(f"a global id ({global_id}) was given, but this {self.config.model.name} "
+                                 "model is not globally conditioned")
+            return None
+        global_id = global_id or 0
+        if not 0 <= global_id < net.num_global_ids:
+            raise ValueError(f"global id {global_id} is outside the model's ids 0..{net.num_global_ids - 1}")
+        return jnp.full((batch_size,), global_id, jnp.int32)
+
+    def as_heard(self, audio) -> np.ndarray:
+        """Audio as the model hears it (quantised and back): what a primed clip starts with."""
+        return np.asarray(self.dequantize(self.quantize(jnp.asarray(audio))), np.float32)
+
     def dummy_batch(self, batch_size):
         batch = {"audio": jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32)}
         if self.global_key:
@@ -76,7 +103,8 @@ class WaveNetTask(SupervisedTask):
     # ---- training -------------------------------------------------------------------
     def init_variables(self, rng, batch):
         codes = self.quantize(batch["audio"])[:, :-1]
-        return self.model.init(rng, codes, global_cond=self.global_cond(batch))
+        return self.model.init(rng, codes, global_cond=self.global_cond(batch),
+                               local_cond=self.local_cond(batch))
 
     def loss(self, params, extra, batch, rng, train):
         audio = batch["audio"]
@@ -87,7 +115,8 @@ class WaveNetTask(SupervisedTask):
         inputs = self.quantize(inputs)[:, :-1]
         targets = self.quantize(audio)[:, 1:]
         logits = self.model.apply({"params": params, **extra}, inputs,
-                                  global_cond=self.global_cond(batch))
+                                  global_cond=self.global_cond(batch),
+                                  local_cond=self.local_cond(batch))
         offset = self.model.receptive_field - 1
         # The likelihoods in float32 whatever model.dtype (WaveNet's logits already are).
         logits, targets = logits[:, offset:].astype(jnp.float32), targets[:, offset:]
@@ -114,6 +143,18 @@ class WaveNetTask(SupervisedTask):
         return generation.Generator(self.model, {"params": params}, rng, num_samples,
                                     batch_size=batch_size, global_cond=global_cond,
                                     local_cond=local_cond, prime=prime, **sampling)
+
+    def audio_stream(self, params, rng, num_samples: int, *, batch_size: int = 1,
+                     prime_audio=None, **kwargs):
+        """(generator, codes -> audio, head, samples to keep) to stream num_samples new
+        samples after `head`, the prime [time] as the model heard it (None without one);
+        keep: None (all). Keywords as for `generator`."""
+        gen = self.generator(params, rng, num_samples, batch_size=batch_size,
+                             prime_audio=prime_audio, **kwargs)
+        head = None
+        if prime_audio is not None:
+            head = np.broadcast_to(self.as_heard(prime_audio), (batch_size, len(prime_audio)))
+        return gen, lambda codes: np.asarray(self.dequantize(codes), np.float32), head, None
 
     def generate(self, params, rng, num_samples: int, **kwargs) -> np.ndarray:
         """Audio float32 [batch, num_samples] in [-1, 1] (keywords as for `generator`)."""

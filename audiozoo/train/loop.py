@@ -15,17 +15,16 @@ from tqdm import tqdm
 
 from audiozoo import config as config_lib
 from audiozoo.audio.io import write_audio
+from audiozoo.checkpoint import CONFIG_FILE, Checkpointer, check_compatible
 from audiozoo.config import ConfigError
 from audiozoo.data import BatchLoader, make_dataset
 from audiozoo.files import WorkdirLock, make_dir, remove_stale_temporaries, write_text_atomic
 from audiozoo.interrupt import graceful_interrupt, stop_requested
 from audiozoo.tasks import build_task
 from audiozoo.train import mesh as mesh_lib
-from audiozoo.train.checkpoint import Checkpointer, check_compatible
-from audiozoo.train.metrics import MetricWriter, plot_loss_curve
+from audiozoo.plots import plot_loss_curve
+from audiozoo.train.metrics import MetricWriter
 from audiozoo.train.tensorboard import TensorBoardWriter
-
-CONFIG_FILE = "config.json"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -92,21 +91,6 @@ class LossGuard:
         return None
 
 
-def load_workdir_config(workdir: str | Path):
-    path = Path(workdir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {workdir} a workdir made by `audiozoo train`?")
-    return config_lib.from_json(path.read_text())
-
-
-def restore_latest(workdir: str | Path):
-    """(config, task, state) of a trained workdir's latest checkpoint, for inference."""
-    config = load_workdir_config(workdir)
-    task = build_task(config)
-    shapes = jax.eval_shape(task.init_state, jax.random.key(0), task.dummy_batch(1))
-    return config, task, Checkpointer(workdir).restore_state(shapes)
-
-
 class Trainer:
     """Holds what one run needs; `run()` trains to config.train.num_steps."""
 
@@ -140,21 +124,25 @@ class Trainer:
                            process_index=jax.process_index(), process_count=jax.process_count())
 
     def _compile(self):
-        self._init = jax.jit(self.task.init_state, out_shardings=mesh_lib.replicated(self.mesh))
+        self._init = jax.jit(self.task.init_train_state, out_shardings=mesh_lib.replicated(self.mesh))
         self._compiled = {}
 
     def step_fn(self, kind: str, step: int):
-        """The jitted task.train_step or task.eval_step ("train" / "eval") for step `step`:
-        one compiled program per `task.step_variant(step)`, built when first needed."""
+        """The jitted train step (with the parameter EMA) or eval step (of the state's
+        inference parameters) for step `step`: kind "train" or "eval"; one compiled program
+        per `task.step_variant(step)`, built when first needed."""
         variant = self.task.step_variant(step)
         if (kind, variant) not in self._compiled:
-            fn = getattr(self.task, f"{kind}_step")
+            fn = self.task.averaged_train_step if kind == "train" else self._eval_step
             if variant is not None:
                 fn = functools.partial(fn, variant=variant)
             self._compiled[kind, variant] = jax.jit(
                 fn, out_shardings=mesh_lib.replicated(self.mesh),
                 donate_argnums=0 if kind == "train" else ())
         return self._compiled[kind, variant]
+
+    def _eval_step(self, state, batch, rng, **variant):
+        return self.task.eval_step(self.task.for_inference(state), batch, rng, **variant)
 
     def batch(self, host_batch):
         return mesh_lib.global_batch(self.mesh, host_batch)
@@ -303,7 +291,8 @@ class Trainer:
         return summary
 
     def write_samples(self, state, step: int) -> list[Path]:
-        clips = self.task.samples(state, jax.random.fold_in(self.sample_key, step))
+        clips = self.task.samples(self.task.for_inference(state),
+                                  jax.random.fold_in(self.sample_key, step))
         if not self.is_main:
             return []
         paths = []

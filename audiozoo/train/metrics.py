@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiozoo.files import atomic_path, write_text_atomic
+from audiozoo.files import write_text_atomic
 
 
 class MetricWriter:
@@ -73,35 +73,3 @@ def read_jsonl(path: Path) -> list[dict]:
             raise ValueError(f"{path}, line {number}, is not JSON ({e}); the file was edited "
                              "or damaged: fix or delete that line, then rerun") from None
     return records
-
-
-def plot_loss_curve(records: list[dict], out_path: str | Path, key: str = "loss") -> None:
-    """Train and eval `key` against step, to a PNG written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for split in sorted({r["split"] for r in records}):
-        points = [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
-        if points:
-            steps, values = zip(*points)
-            ax.plot(steps, values, label=split, marker="." if split != "train" else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_path)
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Saves a matplotlib figure as PNG atomically, then closes it."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)

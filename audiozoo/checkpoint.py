@@ -1,4 +1,5 @@
-"""Checkpoints with orbax `CheckpointManager`: train state, step, data position, config.
+"""A workdir's saved state: its config.json and orbax `CheckpointManager` checkpoints (train
+state, step, data position, config).
 
 Saves are atomic (orbax writes to a temporary directory and renames it when complete), so a
 run killed mid-save still has its previous checkpoint. Training resumes from the latest one by
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import orbax.checkpoint as ocp
 
+from audiozoo import config as config_lib
 from audiozoo.config import ConfigError
+
+CONFIG_FILE = "config.json"
 
 # Config sections whose change makes an old checkpoint meaningless for the new run.
 STRUCTURAL_SECTIONS = ("model", "task")
@@ -22,6 +26,14 @@ STRUCTURAL_KEYS = (("optim", "name"),)
 
 class IncompatibleCheckpointError(ConfigError):
     pass
+
+
+def load_workdir_config(workdir: str | Path):
+    """The config a workdir was trained with (its config.json)."""
+    path = Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {workdir} a workdir made by `audiozoo train`?")
+    return config_lib.from_json(path.read_text())
 
 
 class Checkpointer:
@@ -79,6 +91,11 @@ def config_differences(saved: dict, current: dict) -> list[str]:
         old, new = saved.get(section, {}).get(key), current.get(section, {}).get(key)
         if old != new:
             diffs.append(f"{section}.{key}: {old!r} -> {new!r}")
+    # A parameter EMA is part of the state: turning it on or off changes what is saved.
+    old, new = (c.get("train", {}).get("ema_decay", 0.0) for c in (saved, current))
+    if bool(old) != bool(new):
+        diffs.append(f"train.ema_decay: {old!r} -> {new!r} (turns the parameter EMA "
+                     f"{'on' if new else 'off'})")
     return diffs
 
 
