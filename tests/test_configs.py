@@ -37,8 +37,9 @@ def test_config_builds(spec):
     config = load_config(spec)
     path = Path(spec.split(":")[0])
     assert f"audiozoo train --config configs/{path.name}" in load_docstring(path)
-    if config.task.name == "autoencoder" and config.model.encoder_input == "one_hot":
-        # A stacked level needs a trained level below; without one it says how to give it.
+    if config.task.name == "prior" or (config.task.name == "autoencoder"
+                                       and config.model.encoder_input == "one_hot"):
+        # A stacked level or a prior needs a trained level below; without one it says how to give it.
         with pytest.raises(ConfigError, match="lower_workdir"):
             build_task(config)
         return

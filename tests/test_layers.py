@@ -21,7 +21,7 @@ LAYERS = (
     ("models",),                       # never the trainer, the tasks or the generator
     ("generation", "data", "plots", "sample_metrics"),
     ("tasks",),                        # objectives, train state, optimiser, restore
-    ("train", "inference", "evaluation", "gan_evaluation"),
+    ("train", "inference", "evaluation", "gan_evaluation", "vocoder_evaluation"),
     ("trained",),                      # audiozoo.load(workdir)
     ("cli",),
 )

@@ -87,6 +87,7 @@ def test_prior_config_mismatches_name_the_keys(stack):
         build_task(config)
 
 
+@pytest.mark.slow
 def test_a_prior_needs_a_discrete_autoencoder_below(tmp_path):
     workdir = tmp_path / "wavenet"
     assert main(["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir),

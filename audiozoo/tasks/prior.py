@@ -34,6 +34,9 @@ class PriorTask(WaveNetTask):
     verbs = ("generate",)
 
     def __init__(self, config):
+        if not config.task.lower_workdir:
+            raise ConfigError("the prior models the codes of a trained discrete autoencoder: "
+                              "name its workdir with --config.task.lower_workdir=DIR")
         self.top, self.top_variables = load_discrete_autoencoder(config.task.lower_workdir)
         super().__init__(config)
 
