@@ -254,7 +254,7 @@ def _generate(args, overrides) -> int:
     _check_generate_args(args)
     run = _load(args.workdir, "generate")
     task, state = run.task, run.state
-    if _is_gansynth(task):
+    if task.makes_notes:
         return _generate_notes(args, task, state)
     if args.pitch or args.midi:
         raise ValueError(f"--{'pitch' if args.pitch else 'midi'} applies to GANSynth workdirs; "
@@ -401,9 +401,6 @@ def _vocode(args, overrides) -> int:
     _check_streaming_args(args)
     run = _load(args.workdir, "vocode")
     task = run.task
-    if bool(args.files) == bool(args.mel):
-        raise ValueError("give audio files to vocode (copy synthesis) or --mel FEATURES.npy, "
-                         "not both and not neither")
     if args.mel_hop is not None and (not args.mel or args.mel_hop != task.hop_length):
         raise ValueError(f"--mel-hop={args.mel_hop}: this vocoder's frames are "
                          f"{task.hop_length} samples apart at {run.sample_rate} Hz"
@@ -411,11 +408,10 @@ def _vocode(args, overrides) -> int:
     clips = [read_audio(path, run.sample_rate) for path in args.files] if args.files else None
     mels = [_read_npy(path) for path in args.mel] if args.mel else None
     features, lengths = task.batch_inputs(clips, mels, [repr(path) for path in args.mel or ()])
-    gen, to_audio = task.vocoding(
+    gen, to_audio, head = task.vocoding(
         run.state.params, features, jax.random.key(args.seed),
         num_samples=max(lengths), global_cond=_global_ids(task, args, len(features)),
         temperature=args.temperature, method=args.method)
-    head = np.zeros((len(features), 1), np.float32)  # sample 0: see audiozoo.tasks.vocoder
     return _stream(gen, to_audio, run.sample_rate, args, head, lengths)
 
 
@@ -457,12 +453,6 @@ def _evaluate_vocoder(args, overrides, run) -> int:
     evaluation.write_report(report, path)
     print(f"wrote {path}")
     return 0
-
-
-def _is_gansynth(task) -> bool:
-    from audiozoo.tasks.gansynth import GANSynthTask
-
-    return isinstance(task, GANSynthTask)
 
 
 def _generate_notes(args, task, state) -> int:
@@ -526,7 +516,7 @@ def _interpolate(args, overrides) -> int:
     from audiozoo.audio.io import read_audio
 
     run = _load(args.workdir, "interpolate")
-    if _is_gansynth(run.task):
+    if run.task.makes_notes:
         return _interpolate_notes(args, run.task, run.state)
     if len(args.files) != 2 or args.pitch is not None:
         raise ValueError("autoencoders interpolate two sounds: `audiozoo interpolate A.wav B.wav "
@@ -564,7 +554,7 @@ def _evaluate(args, overrides) -> int:
     from audiozoo.data import labelled_folder, make_dataset
 
     run = _load(args.workdir, "evaluate")
-    if _is_gansynth(run.task):
+    if run.task.makes_notes:
         return _evaluate_gan(args, overrides, run.config, run.task, run.state)
     if _is_vocoder(run.task):
         return _evaluate_vocoder(args, overrides, run)

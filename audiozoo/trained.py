@@ -76,7 +76,7 @@ class Trained:
         len(pitches), samples]."""
         self.require("generate")
         rng = jax.random.key(seed)
-        if hasattr(self.task, "notes"):
+        if self.task.makes_notes:
             if pitches is None or seconds is not None:
                 raise ValueError("GANSynth makes notes of the trained length: pass pitches=[...]")
             return self.task.notes(self.state, pitches, rng, batch_size)
@@ -112,7 +112,7 @@ class Trained:
         spherically interpolated at `pitch`, [len(weights), samples]."""
         self.require("interpolate")
         rng = jax.random.key(seed)
-        if hasattr(self.task, "notes"):
+        if self.task.makes_notes:
             if pitch is None or a is not None or b is not None:
                 raise ValueError("GANSynth interpolates two random timbres at one pitch: "
                                  "pass pitch=... and weights, no audio")

@@ -8,7 +8,6 @@ audio samples; the trainer calls nothing else. `build_task(config)` picks the ta
 from __future__ import annotations
 
 import importlib
-
 from pathlib import Path
 
 from audiozoo.config import ConfigError

@@ -30,6 +30,8 @@ class Task:
     # The `audiozoo` verbs that use a trained model of this task (besides train), so that a
     # verb given the wrong kind of workdir can name the ones that apply.
     verbs: tuple[str, ...] = ()
+    # GANSynth: `generate` and `interpolate` make notes at pitches, not audio of a length.
+    makes_notes = False
 
     def __init__(self, config):
         self.config = config

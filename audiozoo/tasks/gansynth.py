@@ -75,6 +75,7 @@ def slerp(a: jax.Array, b: jax.Array, t) -> jax.Array:
 
 class GANSynthTask(Task):
     verbs = ("generate", "interpolate", "evaluate")
+    makes_notes = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -317,12 +318,12 @@ class GANSynthTask(Task):
         return dict(metrics, loss=jnp.abs(metrics["d_loss"]))
 
     # ---- sampling -------------------------------------------------------------------
-    def generate(self, state, z, pitches, ema: bool = True):
+    def generate(self, state, z, pitches):
         """Notes [batch, samples] from latents z [batch, latent] and MIDI pitches [batch], with
-        the EMA generator (or the raw one) at the state's stage. Not traceable (the stage is
+        the state's generator (the EMA one in a `for_inference` state, which the trainer's
+        samples and `restore_latest` give) at the state's stage. Not traceable (the stage is
         read from state.step); it compiles one program per stage and batch shape."""
-        g_params = state.ema if ema and state.ema is not None else state.params["generator"]
-        return self._generate_at(g_params, state.step, jnp.asarray(z), jnp.asarray(pitches),
+        return self._generate_at(state.params["generator"], state.step, jnp.asarray(z), jnp.asarray(pitches),
                                  num_blocks=self.step_variant(int(state.step)))
 
     @functools.partial(jax.jit, static_argnums=0, static_argnames="num_blocks")

@@ -17,7 +17,6 @@ are the prime of the prior, and the output is the stack's decoding of prime and 
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiozoo.config import ConfigError
-from audiozoo.tasks.autoencoder import (RECEPTIVE_FIELD_FILE, load_discrete_autoencoder,
+from audiozoo.tasks.autoencoder import (AutoencoderTask, load_discrete_autoencoder,
                                         receptive_field_row)
 from audiozoo.tasks.wavenet import WaveNetTask
 
@@ -125,5 +124,5 @@ class PriorTask(WaveNetTask):
         return self.top.stack_receptive_fields() + [receptive_field_row(
             "prior", rf, self.hop_to_audio, self.hop_to_audio, self.sample_rate)]
 
-    def workdir_files(self, dataset) -> dict[str, str]:
-        return {RECEPTIVE_FIELD_FILE: json.dumps(self.stack_receptive_fields(), indent=1) + "\n"}
+    # receptive_field.json, as the autoencoder levels write it (from stack_receptive_fields).
+    workdir_files = AutoencoderTask.workdir_files

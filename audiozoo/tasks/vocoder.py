@@ -141,9 +141,9 @@ class VocoderTask(WaveNetTask):
     # ---- vocoding -------------------------------------------------------------------
     def vocoding(self, params, features, rng, *, num_samples: int | None = None,
                  global_cond=None, **sampling):
-        """(generator of samples 1 .. T - 1, codes -> audio) for features [batch, frames,
-        n_mels]; T = num_samples (default frames * hop). Sample 0 is silence (see the
-        module docstring): write one zero, then the generator's output."""
+        """(generator of samples 1 .. T - 1, codes -> audio, sample 0) for features [batch,
+        frames, n_mels]; T = num_samples (default frames * hop). Sample 0 is silence (see the
+        module docstring): write it, then the generator's output."""
         features = jnp.asarray(features, jnp.float32)
         total = num_samples or features.shape[1] * self.hop_length
         if not 2 <= total <= features.shape[1] * self.hop_length:
@@ -151,13 +151,13 @@ class VocoderTask(WaveNetTask):
                              f"for {features.shape[1]} frames at hop {self.hop_length}")
         gen = self.generator(params, rng, total - 1, batch_size=features.shape[0],
                              global_cond=global_cond, local_cond=features, **sampling)
-        return gen, lambda codes: np.asarray(self.dequantize(codes), np.float32)
+        head = np.zeros((features.shape[0], 1), np.float32)
+        return gen, lambda codes: np.asarray(self.dequantize(codes), np.float32), head
 
     def vocode(self, params, features, rng, **kwargs) -> np.ndarray:
         """Audio float32 [batch, T] from features [batch, frames, n_mels] (see `vocoding`)."""
-        gen, to_audio = self.vocoding(params, features, rng, **kwargs)
-        audio = to_audio(gen.run(gen.num_steps))
-        return np.concatenate([np.zeros((audio.shape[0], 1), np.float32), audio], axis=1)
+        gen, to_audio, head = self.vocoding(params, features, rng, **kwargs)
+        return np.concatenate([head, to_audio(gen.run(gen.num_steps))], axis=1)
 
     def copy_synthesis(self, params, audio, rng, **kwargs) -> np.ndarray:
         """Audio [batch, T] vocoded from the features of audio [batch, T]."""
