@@ -85,8 +85,13 @@ class Checkpointer:
 def config_differences(saved: dict, current: dict) -> list[str]:
     """Lines `key: saved -> current` for every structural field that differs."""
     diffs = []
+    # A field added to the library after the checkpoint was saved is absent from its config;
+    # at its default value it changes nothing, so it is no difference.
+    task_name = current.get("task", {}).get("name", "wavenet")
+    defaults = config_lib.base_config(task_name).to_dict()
     for section in STRUCTURAL_SECTIONS:
-        diffs += _dict_diffs(saved.get(section, {}), current.get(section, {}), section)
+        diffs += _dict_diffs(saved.get(section, {}), current.get(section, {}), section,
+                             defaults.get(section, {}))
     for section, key in STRUCTURAL_KEYS:
         old, new = saved.get(section, {}).get(key), current.get(section, {}).get(key)
         if old != new:
@@ -99,15 +104,22 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return diffs
 
 
-def _dict_diffs(old: dict, new: dict, prefix: str) -> list[str]:
+def _dict_diffs(old: dict, new: dict, prefix: str, defaults: dict) -> list[str]:
     diffs = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _dict_diffs(a, b, f"{prefix}.{key}")
+            diffs += _dict_diffs(a, b, f"{prefix}.{key}", defaults.get(key) or {})
+        elif key not in old and key in defaults and _same(b, defaults[key]):
+            continue
         elif a != b:
             diffs.append(f"{prefix}.{key}: {a!r} -> {b!r}")
     return diffs
+
+
+def _same(value, default) -> bool:
+    """Equal as saved in config.json (tuples come back as lists)."""
+    return json.loads(json.dumps(value)) == json.loads(json.dumps(default))
 
 
 def check_compatible(saved_config: dict, current_config: dict, directory: Path) -> None:

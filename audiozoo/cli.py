@@ -18,6 +18,11 @@
     audiozoo classify FILE_OR_DIR ... --workdir DIR [--top K] [--out FILE.csv|.json]
                       [--pooling P] [--min-db DB]                   (classifiers)
     audiozoo stats --config configs/NAME.py --out STATS.json   (front-end normalisation)
+    audiozoo baseline (--config configs/NAME.py | --workdir DIR) [--split S] [--data DIR]
+                      [--report F.json]   (logistic regression on log-mel statistics)
+    audiozoo import magenta-nsynth wavenet-ckpt/model.ckpt-200000 --workdir DIR [--ema]
+    audiozoo import magenta-gansynth acoustic_only --workdir DIR
+                      (magenta's published checkpoints; needs the `magenta` extra)
 """
 
 from __future__ import annotations
@@ -154,10 +159,25 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--min-db", type=float, default=-60.0,
                     help="skip windows quieter than this RMS level in dBFS (-inf keeps all)")
 
+    _add_import_parser(verbs)
+
     st = verbs.add_parser("stats", help="mean/std of a config's front-end features on its train data")
     st.add_argument("--config", required=True)
     st.add_argument("--out", required=True, help="JSON file for the statistics")
     st.add_argument("--batches", type=int, default=50, help="train batches to read")
+
+    bl = verbs.add_parser("baseline", help="fit a logistic regression on log-mel mean/std to a "
+                          "config's train split; report it like `evaluate`")
+    bl.add_argument("--config", default=None, help="a configs/*.py file (default: the "
+                    "workdir's config.json, so the baseline sees that run's data)")
+    bl.add_argument("--workdir", default=None, help="a trained classifier's workdir; the "
+                    "report goes to WORKDIR/baseline.json")
+    bl.add_argument("--split", default="eval", choices=("train", "eval"))
+    bl.add_argument("--data", default=None, help="report on every file of this folder of "
+                    "class subfolders instead")
+    bl.add_argument("--l2", type=float, default=1e-3, help="weight of l2 / 2 ||W||^2")
+    bl.add_argument("--batch", type=int, default=64, help="clips per feature batch")
+    bl.add_argument("--report", default=None, help="JSON report path")
     return parser
 
 
@@ -171,6 +191,36 @@ def _add_decoding_args(parser) -> None:
     parser.add_argument("--chunk-seconds", type=float, default=1.0)
 
 
+def _add_import_parser(verbs) -> None:
+    imp = verbs.add_parser("import", help="turn a published checkpoint into a workdir "
+                           "(reading it needs TensorFlow: pip install 'audiozoo[magenta]')")
+    sources = imp.add_subparsers(dest="source", required=True)
+    ns = sources.add_parser("magenta-nsynth", help="magenta's NSynth WaveNet autoencoder "
+                            "(wavenet-ckpt.tar, the h512_bo16 model)")
+    ns.add_argument("checkpoint", help="the checkpoint prefix, e.g. "
+                    "wavenet-ckpt/model.ckpt-200000 (or its folder)")
+    ns.add_argument("--workdir", required=True, help="the new workdir")
+    ns.add_argument("--ema", action="store_true", help="take the moving-average weights "
+                    "training kept (magenta's own scripts use the raw ones, the default)")
+    gs = sources.add_parser("magenta-gansynth", help="a GANSynth checkpoint folder as magenta "
+                            "releases it (acoustic_only/, all_instruments/)")
+    gs.add_argument("checkpoint", help="the unzipped folder: experiment.json and stage_NNNNN/")
+    gs.add_argument("--workdir", required=True, help="the new workdir")
+
+
+def _import_checkpoint(args, overrides) -> int:
+    from audiozoo import magenta
+
+    if args.source == "magenta-nsynth":
+        workdir = magenta.import_nsynth(args.checkpoint, args.workdir, ema=args.ema)
+        verbs = "audiozoo encode / decode / interpolate"
+    else:
+        workdir = magenta.import_gansynth(args.checkpoint, args.workdir)
+        verbs = "audiozoo generate --pitch / interpolate --pitch"
+    print(f"imported {args.checkpoint} into {workdir} (use it with {verbs} --workdir {workdir})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from audiozoo.config import ConfigError, split_overrides
 
@@ -182,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_overrides(args.verb, overrides)
         verbs = {"train": _train, "generate": _generate, "encode": _encode, "decode": _decode,
                  "interpolate": _interpolate, "vocode": _vocode, "evaluate": _evaluate,
-                 "classify": _classify, "stats": _stats}
+                 "classify": _classify, "stats": _stats, "baseline": _baseline,
+                 "import": _import_checkpoint}
         return verbs[args.verb](args, overrides)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"audiozoo: error: {e}", file=sys.stderr)
@@ -216,11 +267,11 @@ MODEL_INPUT_FIELDS = ("data.sample_rate", "data.segment_length")
 
 
 def _check_overrides(verb: str, overrides) -> None:
-    """train and stats take any override; evaluate and classify only those that select
-    data (--config.data.*), never ones that change the trained model."""
+    """train, stats and baseline take any override; evaluate and classify only those that
+    select data (--config.data.*), never ones that change the trained model."""
     from audiozoo.config import ConfigError
 
-    if verb in ("train", "stats"):
+    if verb in ("train", "stats", "baseline"):
         return
     for key, _ in overrides:
         if verb not in ("evaluate", "classify"):
@@ -635,22 +686,37 @@ def _classify(args, overrides) -> int:
 
 
 def _stats(args, overrides) -> int:
-    from audiozoo.audio.stats import FeatureStats, normalisation_advice
-    from audiozoo.audio.frontend import Frontend
+    from audiozoo.audio.stats import normalisation_advice
     from audiozoo.config import apply_overrides, load_config
-    from audiozoo.data import BatchLoader, make_dataset
+    from audiozoo.data import make_dataset
+    from audiozoo.tasks.classify import feature_stats
 
     config = apply_overrides(load_config(args.config), overrides)
-    # Statistics of the raw features: normalisation off while measuring them.
-    config.frontend.update(mean=0.0, std=1.0)
-    frontend = Frontend.from_config(config.frontend)
-    loader = BatchLoader(make_dataset(config.data, "train"), seed=config.data.seed,
-                         global_batch_size=config.train.batch_size)
-    stats = FeatureStats()
-    for step in range(min(args.batches, int(loader.steps_per_epoch))):
-        stats.update(frontend(loader.host_batch(step)["audio"]))
+    stats = feature_stats(config, make_dataset(config.data, "train"), args.batches)
     stats.save(args.out)
-    print(normalisation_advice(frontend.kind, stats))
+    print(normalisation_advice(config.frontend.kind, stats))
+    return 0
+
+
+def _baseline(args, overrides) -> int:
+    from audiozoo import evaluation
+    from audiozoo.baseline import run_baseline
+    from audiozoo.checkpoint import load_workdir_config
+    from audiozoo.config import apply_overrides, load_config
+
+    if not (args.config or args.workdir):
+        raise ValueError("give the data to fit on: --config configs/NAME.py, or --workdir DIR "
+                         "of a trained classifier (its config.json)")
+    config = load_config(args.config) if args.config else load_workdir_config(args.workdir)
+    config = apply_overrides(config, overrides)
+    report = run_baseline(config, split=args.split, data=args.data, l2=args.l2,
+                          batch_size=args.batch)
+    print(f"{report['data']}: {report['examples']} examples, accuracy {report['accuracy']:.4f}, "
+          f"mAP {report['mAP']:.4f}, macro F1 {report['macro']['f1']:.4f} ({report['model']})")
+    path = args.report or (Path(args.workdir) / "baseline.json" if args.workdir else None)
+    if path:
+        evaluation.write_report(report, path)
+        print(f"wrote {path}")
     return 0
 
 

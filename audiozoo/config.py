@@ -135,10 +135,22 @@ TASK_DEFAULTS = {
     "vocoder": {"global_cond": "", "input_noise": 0.0, "num_samples": 2, "sample_seconds": 0.5},
     # label_key "": the data's own label ("label" for wav_folder/csv, "family" for the
     # synthetic notes); time_shift: max random shift of each training clip, in seconds.
+    # Waveform augmentation (audiozoo.audio.wave_augment), off unless a probability is > 0:
+    # noise_prob of the clips get noise from noise_dir's files or generated noise_colours
+    # ("white", "pink", "brown") at an SNR uniform in noise_snr_db; rir_prob of them are
+    # reverberated with rir_dir's impulse responses or synthetic rooms (RT60 uniform in
+    # rir_rt60 seconds, direct-to-reverberant ratio in rir_drr_db; rir_rt60=() for none);
+    # gain_db: a gain range in dB. A relative noise_dir / rir_dir lies under data.root.
+    # stats_batches > 0: frontend.mean/std measured on that many training batches when a
+    # run starts (saved as WORKDIR/feature_stats.json, reused on resume).
     "classify": {"label_key": "", "multi_label": False, "label_smoothing": 0.0,
                  "mixup_alpha": 0.0, "spec_augment": False, "time_masks": 2,
                  "time_mask_param": 40, "freq_masks": 2, "freq_mask_param": 15,
-                 "time_shift": 0.0, "init_from_hf": "", "init_from_imagenet": ""},
+                 "time_shift": 0.0, "init_from_hf": "", "init_from_imagenet": "",
+                 "noise_prob": 0.0, "noise_dir": "", "noise_colours": (),
+                 "noise_snr_db": (0.0, 15.0), "rir_prob": 0.0, "rir_dir": "",
+                 "rir_rt60": (0.2, 0.8), "rir_drr_db": (0.0, 10.0), "gain_db": (0.0, 0.0),
+                 "stats_batches": 0},
     # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
     "autoencoder": {"lower_workdir": "", "num_samples": 2},
     # prior: a WaveNet over the codes of the trained discrete autoencoder in lower_workdir
@@ -172,6 +184,8 @@ def base_config(task: str = "wavenet") -> ml_collections.ConfigDict:
         # wav_folder (and csv)
         "root": "", "eval_root": "", "eval_fraction": 0.1, "eval_list": "", "labels": False,
         "skip_bad": False, "resample": True,
+        # file lists (relative to root) whose files are kept out of the train split
+        "train_exclude_lists": (),
         # Where a file shorter than the segment sits; classifiers must not learn that sounds
         # start at sample 0, so they place short clips at random.
         "pad_mode": "random" if task == "classify" else "end",

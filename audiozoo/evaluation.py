@@ -148,6 +148,13 @@ def evaluate(task, state, dataset, label_set, *, batch_size: int = 32, model: st
     """The JSON-ready evaluation report of a classifier on every example of `dataset`."""
     key = data_label_key(dataset, label_set.label_key)
     logits, labels = predict_dataset(task, state, dataset, batch_size, key)
+    return report_of(logits, labels, dataset, key, label_set, model=model, data=data)
+
+
+def report_of(logits, labels, dataset, key: str, label_set, *, model: str = "",
+              data: str = "") -> dict:
+    """The JSON-ready report of `logits` [N, classes] against `dataset`'s labels under `key`
+    (numbered by the dataset's class list), whatever made the logits."""
     labels = align_labels(labels, label_names(dataset, key), label_set.classes, label_set.multi_label)
     numbers = classification_report(logits, labels, label_set.multi_label)
     names = list(label_set.classes)

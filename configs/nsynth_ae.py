@@ -6,7 +6,9 @@ stacks of dilations 1..512, kernel 3, residual 512 (gate 1024), skip 256, 256 mu
 conditioned on the encoding (repeated to the audio rate, a 1x1 into every layer and the
 output stack), the skip sum starting from a 1x1 of the decoder's input (`skip_start`);
 receptive field 6139 samples (the reference code's kernel-3 start conv adds 2: ~6141 in
-magenta's nsynth/wavenet/h512_bo16.py).
+magenta's nsynth/wavenet/h512_bo16.py). The exact h512_bo16 graph (that start conv over scalar
+inputs, magenta's mu-law and framing) is the config `audiozoo import magenta-nsynth` writes
+for magenta's published checkpoint (audiozoo.magenta.nsynth.nsynth_config).
 
 Training follows magenta's reference code: random 6144-sample crops of NSynth notes
 (`Config.get_batch`), Adam (eps 1e-8, no gradient clipping) for 200k steps of batch 32

@@ -147,7 +147,7 @@ def test_truncated_wav_raises_naming_it(tmp_path, subtype, cut):
     path.write_bytes(data[:-cut])  # the header still promises all 1000 frames
     for fn in (read_audio, audio_info):
         with pytest.raises(AudioError, match=r"cut\.wav.* is truncated: its header promises "
-                           rf"\d+ bytes of samples but the file holds only \d+"):
+                           r"\d+ bytes of samples but the file holds only \d+"):
             fn(path)
     path.write_bytes(data)  # whole again: fine
     assert len(read_audio(path)) == audio_info(path).frames == 1000

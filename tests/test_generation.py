@@ -35,6 +35,13 @@ CASES = {
     "k3_local_repeat_output_cond_skip_start": dict(
         kernel_size=3, dilations=(1, 2, 4), local_channels=3, upsample_scales=(4,),
         upsample="repeat", condition_output=True, skip_start=True),
+    # ... exactly: each sample read as a value through a causal kernel-3 start conv.
+    "nsynth_magenta_decoder": dict(
+        kernel_size=3, dilations=(1, 2, 4), local_channels=3, upsample_scales=(4,),
+        upsample="repeat", condition_output=True, skip_start=True, scalar_input=True,
+        input_kernel=3),
+    "mol_k2_input_conv": dict(kernel_size=2, dilations=(1, 2), output="mol", num_mixtures=2,
+                              num_classes=1024, input_kernel=2),
 }
 
 
@@ -115,7 +122,8 @@ def test_each_ring_holds_its_layers_inputs_at_t_mod_its_size():
         offset += size
 
 @pytest.mark.parametrize("case", ["k2_powers_of_two", "k3_non_powers", "k2_global_ids",
-                                  "k3_global_vector_local_transposed", "mol_k3"])
+                                  "k3_global_vector_local_transposed", "mol_k3",
+                                  "nsynth_magenta_decoder"])
 @pytest.mark.parametrize("method", ["argmax", "random"])
 def test_fast_sampling_equals_naive_sampling(case, method):
     net, variables, _, cond = make(case, time=30)
@@ -293,7 +301,8 @@ def test_streaming_to_files_matches_one_shot_and_survives_ctrl_c(tmp_path):
     np.testing.assert_allclose(audio, one_shot[1, :20], atol=1 / 32768)
 
 
-@pytest.mark.parametrize("case", ["k3_non_powers", "k3_global_vector_local_transposed"])
+@pytest.mark.parametrize("case", ["k3_non_powers", "k3_global_vector_local_transposed",
+                                  "nsynth_magenta_decoder"])
 def test_a_long_prime_is_stepped_through_only_for_its_last_receptive_field(case, monkeypatch):
     from audiozoo.generation import fast
 

@@ -21,8 +21,9 @@ LAYERS = (
     ("models",),                       # never the trainer, the tasks or the generator
     ("generation", "data", "plots", "sample_metrics"),
     ("tasks",),                        # objectives, train state, optimiser, restore
-    ("train", "inference", "evaluation", "gan_evaluation", "vocoder_evaluation"),
-    ("trained",),                      # audiozoo.load(workdir)
+    ("train", "inference", "evaluation", "gan_evaluation", "vocoder_evaluation",
+     "magenta"),                       # importers of magenta's checkpoints (use tasks)
+    ("trained", "baseline"),           # audiozoo.load(workdir); the linear baseline (uses evaluation)
     ("cli",),
 )
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

@@ -30,6 +30,30 @@ def test_upsampler_lengths():
     np.testing.assert_array_equal(repeat.apply({}, x)[0, :, 0], np.repeat([0, 1, 2], 4))
 
 
+def test_attention_equals_softmax_then_values():
+    """Normalising the output instead of the probabilities (or not) is the same attention,
+    values and gradients, padded keys and a fully padded query row (uniform weights)
+    included."""
+    from audiozoo.nn.transformer import attend
+
+    def reference(q, k, v, mask):
+        scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(q.shape[-1])
+        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+        return jnp.einsum("bhqk,bhkd->bhqd", jax.nn.softmax(scores, axis=-1), v)
+
+    keys = jax.random.split(jax.random.key(3), 3)
+    q, k, v = (3 * jax.random.normal(key, (2, 2, 12, 8)) for key in keys)
+    mask = jnp.ones((2, 2, 12, 12), bool).at[0, :, :, 9:].set(False).at[1, 0, 4].set(False)
+    np.testing.assert_allclose(attend(q, k, v, mask), reference(q, k, v, mask), atol=1e-5)
+    np.testing.assert_allclose(attend(q, k, v, mask, normalise_output=False),
+                               reference(q, k, v, mask), atol=1e-5)
+    np.testing.assert_allclose(attend(q, k, v, mask)[1, 0, 4], v[1, 0].mean(0), atol=1e-5)
+    loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v, mask)))  # noqa: E731
+    for ours, theirs in zip(jax.grad(loss(attend), (0, 1, 2))(q, k, v),
+                            jax.grad(loss(reference), (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
 @pytest.mark.parametrize("batch,heads,masked", [(2, 3, False), (2, 3, True), (1, 3, True)])
 def test_attention_per_head_equals_all_heads_at_once(batch, heads, masked):
     """The CPU loop over heads (two at a time, or one when batch x heads is odd) is the same

@@ -223,6 +223,20 @@ def test_incompatible_checkpoint_is_refused_not_overwritten(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
 
 
+def test_fields_added_since_a_checkpoint_keep_it_resumable():
+    """A checkpoint saved before a task field existed resumes while that field keeps its
+    default; set to anything else, it is a difference like any other."""
+    from audiozoo.checkpoint import config_differences
+    from audiozoo.config import base_config
+
+    current = json.loads(json.dumps(base_config("classify").to_dict()))  # as config.json holds it
+    saved = json.loads(json.dumps(current))
+    del saved["task"]["noise_prob"], saved["task"]["noise_snr_db"]
+    assert config_differences(saved, current) == []
+    current["task"]["noise_prob"] = 0.8
+    assert config_differences(saved, current) == ["task.noise_prob: None -> 0.8"]
+
+
 def test_unknown_config_key_and_model_name(tmp_path):
     config = tiny_config()
     with pytest.raises(ConfigError, match="valid keys there: .*learning_rate"):

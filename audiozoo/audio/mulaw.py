@@ -18,17 +18,30 @@ All functions are jax.numpy, jit-able and elementwise on any shape. Quantisers c
 their input to [-1, 1] first: that is part of the codec's definition (the classes only
 cover [-1, 1]), not silent data loss, since `audiozoo.audio.io` refuses to write
 out-of-range audio and models only see audio through these codecs.
+
+Two ways of cutting f(x) into classes are here, picked by name with `mu_law_codec`:
+"round" (`mu_law_quantize`: f(x) mapped onto [0, num_classes - 1] and rounded) and
+"magenta", the NSynth WaveNet autoencoder's (magenta models/nsynth/utils.py `mu_law` and
+`inv_mu_law`): class floor(f(x) * half) + half with half = num_classes / 2, decoded at
+sign(y) ((1 + mu)^|y| - 1) / mu for y = (class - half + 0.5) / half, except that the class
+of zero decodes to exactly 0. The two differ by half a class on every sample, so a model
+trained with one reads the other's codes shifted; a checkpoint trained by magenta needs its
+codec.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = [
     "linear_dequantize",
     "linear_quantize",
+    "magenta_mu_law_dequantize",
+    "magenta_mu_law_quantize",
+    "mu_law_codec",
     "mu_law_decode",
     "mu_law_dequantize",
     "mu_law_encode",
@@ -75,6 +88,43 @@ def mu_law_dequantize(q: ArrayLike, num_classes: int = 256) -> jnp.ndarray:
     mu = num_classes - 1
     y = 2.0 * _as_float(q) / mu - 1.0
     return mu_law_decode(y, mu)
+
+
+def magenta_mu_law_quantize(x: ArrayLike, num_classes: int = 256) -> jnp.ndarray:
+    """Audio in [-1, 1] -> int32 classes floor(f(x) * half) + half (half = num_classes / 2,
+    mu = num_classes - 1), as magenta's nsynth `mu_law` plus the + 128 of its loss labels.
+
+    Inputs outside [-1, 1] are clipped, and exactly +1.0 (floor gives class num_classes, which
+    magenta's 256-way softmax does not have; no 16-bit sample reaches it) goes to the top class.
+    """
+    x = jnp.clip(_as_float(x), -1.0, 1.0)
+    half, mu = num_classes // 2, num_classes - 1
+    # magenta's own expression (log, not log1p), so floor() cuts where magenta's does.
+    companded = jnp.sign(x) * jnp.log(1 + mu * jnp.abs(x)) / np.log(1 + mu)
+    codes = jnp.floor(companded * half).astype(jnp.int32) + half
+    return jnp.minimum(codes, num_classes - 1)
+
+
+def magenta_mu_law_dequantize(q: ArrayLike, num_classes: int = 256) -> jnp.ndarray:
+    """Classes -> audio as magenta's nsynth `inv_mu_law` decodes class - half: companded value
+    (class - half + 0.5) / half, and exactly 0 for the class of zero."""
+    half = num_classes // 2
+    signed = _as_float(q) - half
+    audio = mu_law_decode((signed + 0.5) / half, num_classes - 1)
+    return jnp.where(signed == 0, 0.0, audio)
+
+
+MU_LAW_CODECS = {
+    "round": (mu_law_quantize, mu_law_dequantize),
+    "magenta": (magenta_mu_law_quantize, magenta_mu_law_dequantize),
+}
+
+
+def mu_law_codec(name: str):
+    """(quantize, dequantize) of the named mu-law codec ("round" or "magenta")."""
+    if name not in MU_LAW_CODECS:
+        raise ValueError(f"mu-law codec {name!r} is not one of {', '.join(MU_LAW_CODECS)}")
+    return MU_LAW_CODECS[name]
 
 
 def linear_quantize(x: ArrayLike, num_classes: int = 65536) -> jnp.ndarray:

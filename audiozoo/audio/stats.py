@@ -83,9 +83,12 @@ class FeatureStats:
             out.update(mean=plain(self.mean), std=plain(self.std))
         return out
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
     def save(self, path: str | os.PathLike) -> None:
         """Writes JSON atomically: readers see the old file or the new one, never half."""
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:

@@ -9,7 +9,9 @@
 * ``wav_folder``: fixed-length crops of the audio files under ``root``. The eval
   split is ``eval_root`` if set, else the last ``eval_fraction`` of the sorted
   files (per class folder with ``labels=True``), or the files named in
-  ``eval_list`` (Speech Commands' testing_list.txt); train then gets the rest.
+  ``eval_list`` (Speech Commands' testing_list.txt); train then gets the rest, less
+  the files named by the lists in ``train_exclude_lists`` (Speech Commands keeps
+  validation_list.txt and testing_list.txt both out of training).
   In label mode, folders starting with "_" are not classes and are left out, and
   class ids follow the training folder's class names in natural order.
   ``pad_mode`` ("end" or "random") says where a file shorter than the segment sits.
@@ -138,6 +140,8 @@ def _wav_folder(cfg: Any, split: str) -> WavFolder:
         parts = split_files(train_files, root, _field(cfg, "eval_fraction"), labels=labels)
         files = parts[0] if split == "train" else parts[1]
         folder = root
+    if split == "train":
+        files = _without_listed(files, root, tuple(_field(cfg, "train_exclude_lists", ())))
     return WavFolder(
         folder,
         sample_rate=_field(cfg, "sample_rate"),
@@ -181,16 +185,34 @@ def _listed_split(files: list[str], root: str, eval_list: str, split: str) -> li
     """Eval = the files a list names (paths relative to root, one per line: Speech Commands'
     testing_list.txt); train = all the others."""
     path = os.path.join(root, eval_list)
-    if not os.path.isfile(path):
-        raise DataError(f"eval list {path!r} does not exist; set --config.data.eval_list "
-                        "(relative to data.root) or leave it empty")
-    with open(path) as f:
-        listed = {os.path.normpath(line.strip()) for line in f if line.strip()}
+    listed = _read_list(path, "eval_list")
     chosen = [f for f in files if (os.path.normpath(os.path.relpath(f, root)) in listed) == (split == "eval")]
     if not chosen:
         raise DataError(f"the {split} split is empty: {path!r} lists "
                         f"{'none' if split == 'eval' else 'all'} of the files under {root!r}")
     return chosen
+
+
+def _without_listed(files: list[str], root: str, lists: tuple[str, ...]) -> list[str]:
+    """`files` less those the `lists` (relative to root) name: Speech Commands keeps both
+    validation_list.txt and testing_list.txt out of training, one of them being eval_list."""
+    if not lists:
+        return files
+    listed = set().union(*(_read_list(os.path.join(root, name), "train_exclude_lists") for name in lists))
+    kept = [f for f in files if os.path.normpath(os.path.relpath(f, root)) not in listed]
+    if not kept:
+        raise DataError(f"the train split is empty: data.train_exclude_lists {list(lists)} name "
+                        f"every training file under {root!r}")
+    return kept
+
+
+def _read_list(path: str, key: str) -> set[str]:
+    """The normalised relative paths a file list names, one per line."""
+    if not os.path.isfile(path):
+        raise DataError(f"file list {path!r} does not exist; set --config.data.{key} "
+                        "(relative to data.root) or leave it empty")
+    with open(path) as f:
+        return {os.path.normpath(line.strip()) for line in f if line.strip()}
 
 
 def _csv(cfg: Any, split: str) -> LabelledAudio:

@@ -12,7 +12,9 @@ parameters are rearranged once per clip (`WaveNet.fast_params`): every layer's p
 one batched matmul at the start of the step, then each layer is one matmul for its present
 tap and one for its residual, and all skip projections are one matmul at the end; the global
 conditioning is folded into the layer biases up front. The gate (`gated_activation`), the
-input embedding and the output stack are the model's own functions.
+input embedding and the output stack are the model's own functions. An input layer that is
+itself a causal conv over the last few sample values (`WaveNet.input_kernel` > 1, the NSynth
+decoder's kernel-3 start conv) keeps those values in the state too and runs on that window.
 
 Randomness is keyed by the absolute input position (fold_in(rng, t)), so a clip made in
 chunks equals the clip made in one go with the same key.
@@ -53,11 +55,16 @@ class State(NamedTuple):
     step early: reading and rewriting one slot in the same step makes XLA copy the whole
     buffer every step (measured: 30x slower at batch 256 on CPU), while write-then-read
     updates in place.
+
+    `inputs` holds the input values of the last input_kernel - 1 positions, oldest first
+    [batch, input_kernel - 1, 1] (zeros before t = 0, as the full pass pads): the window of a
+    causal input conv, empty for the usual per-sample input layer.
     """
 
     buffer: jax.Array
     taps: jax.Array
     t: jax.Array
+    inputs: jax.Array
 
 
 class _Rings(NamedTuple):
@@ -85,12 +92,14 @@ def init_state(net, variables, batch_size: int = 1, dtype=None) -> State:
     width = (batch_size, net.residual_channels)
     rings = _rings(net)
     taps = (len(rings.sizes), batch_size, rings.lags.shape[1] * net.residual_channels)
+    # float32 values, as the full pass hands them to the input conv (which casts to dtype).
+    inputs = jnp.zeros((batch_size, net.input_kernel - 1, 1), jnp.float32)
     return State(jnp.zeros((int(rings.sizes.sum()), *width), dtype), jnp.zeros(taps, dtype),
-                 jnp.zeros((), jnp.int32))
+                 jnp.zeros((), jnp.int32), inputs)
 
 
 def state_bytes(state: State) -> int:
-    return sum(a.size * a.dtype.itemsize for a in (state.buffer, state.taps))
+    return sum(a.size * a.dtype.itemsize for a in (state.buffer, state.taps, state.inputs))
 
 
 @functools.partial(jax.jit, static_argnames=("net",))
@@ -239,8 +248,19 @@ def _force(net, params, state, codes, local):
     return jnp.swapaxes(logits, 0, 1), state
 
 
+def _embed(net, params, state: State, code):
+    """The input layer's output [batch, residual] for this step's codes, and the state with
+    this step's input value remembered when the input layer is a causal conv."""
+    if net.input_kernel == 1:
+        return net.apply(params["model"], code[:, None], method=net.embed_codes)[:, 0], state
+    values = net.apply(params["model"], code[:, None], method=net.input_values)
+    window = jnp.concatenate([state.inputs, values], axis=1)  # the conv's taps, oldest first
+    x = net.apply(params["model"], window, method=net.embed_values)[:, -1]
+    return x, state._replace(inputs=window[:, 1:])
+
+
 def _step(net, params, state: State, code, local_t):
-    x = net.apply(params["model"], code[:, None], method=net.embed_codes)[:, 0]
+    x, state = _embed(net, params, state, code)
     layers = len(params["present"])
     # Every layer's share of the past is known before the step: one batched matmul.
     h_past = jnp.einsum("lbk,lkg->lbg", state.taps, params["past"]) + params["bias"]
@@ -272,7 +292,7 @@ def _remember(net, state: State, inputs):
         buffer = jax.lax.dynamic_update_index_in_dim(buffer, inputs[layer],
                                                      offset + t % int(size), 0)
     rows = rings.offsets[:, None] + (t + 1 - rings.lags) % rings.sizes[:, None]
-    return State(buffer, _flat_taps(buffer[rows]), t + 1)
+    return state._replace(buffer=buffer, taps=_flat_taps(buffer[rows]), t=t + 1)
 
 
 def _flat_taps(taps):

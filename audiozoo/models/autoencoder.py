@@ -3,7 +3,10 @@
 * NSynth (Engel et al. 2017, arXiv 1704.01279, section 3.1): a non-causal dilated encoder
   (`audiozoo.nn.encoder.DilatedEncoder`) squeezes audio to 16 channels every 512 samples; a
   WaveNet decoder reads the encoding upsampled by repetition, added through a 1x1 in every
-  layer and in the output stack (`bottleneck="none"`).
+  layer and in the output stack (`bottleneck="none"`). With `decoder_scalar_input` and
+  `decoder_input_kernel=3` the decoder reads the previous samples as values through a causal
+  kernel-3 conv, as magenta's nsynth/wavenet/h512_bo16.py does (`audiozoo.magenta` imports
+  its published checkpoint into exactly that configuration).
 * ADA (Dieleman et al. 2018, arXiv 1806.10474, section 3): the same encoder with its own hop,
   then a discrete bottleneck, VQ-VAE (`"vq"`) or the argmax autoencoder (`"argmax"`) from
   `audiozoo.nn.bottleneck`; the decoder is conditioned on the quantised codes. Levels stack:
@@ -68,6 +71,11 @@ class WaveNetAutoencoder(nn.Module):
     # The decoder's skip sum starts from a 1x1 of its embedded input (`WaveNet.skip_start`),
     # as in magenta's nsynth/wavenet/h512_bo16.py.
     skip_start: bool = False
+    # The decoder reads each previous code as a value through a causal conv of this width
+    # (`WaveNet.scalar_input` / `input_kernel`), as h512_bo16.py's decoder reads `x_scaled`
+    # through its kernel-3 `startconv`; off: an embedding table.
+    decoder_scalar_input: bool = False
+    decoder_input_kernel: int = 1
     # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
     dtype: Any = jnp.float32
 
@@ -90,7 +98,8 @@ class WaveNetAutoencoder(nn.Module):
             gate_channels=self.gate_channels, skip_channels=self.skip_channels,
             num_classes=self.num_classes, local_channels=self.latent_width,
             upsample_scales=(self.hop_length,), upsample=self.upsample, condition_output=True,
-            skip_start=self.skip_start, dtype=self.dtype)
+            skip_start=self.skip_start, scalar_input=self.decoder_scalar_input,
+            input_kernel=self.decoder_input_kernel, dtype=self.dtype)
 
     @property
     def encoder_net(self) -> DilatedEncoder:

@@ -189,14 +189,21 @@ def check_shapes(module, params: dict, *example_inputs, where: str | Path) -> No
     """Every parameter `module.init(rng, *example_inputs)` makes is in `params` with the same
     shape, and `params` holds nothing else; `where` (the checkpoint) heads the error."""
     expected = jax.eval_shape(module.init, jax.random.key(0), *example_inputs)["params"]
-    want, got = traverse_util.flatten_dict(expected), traverse_util.flatten_dict(params)
-    for path in sorted(want.keys() | got.keys()):
+    check_tree(params, expected, f"{where}: parameter",
+               hint="; does config.json match the weights?")
+
+
+def check_tree(got: dict, want, what: str, *, source: str = "checkpoint", hint: str = "") -> None:
+    """`got` (converted weights) has exactly the paths and shapes of `want` (the model's tree,
+    arrays or shape structs); the CheckpointFormatError names the first path that differs,
+    after `what`."""
+    got_flat, want_flat = traverse_util.flatten_dict(got), traverse_util.flatten_dict(want)
+    for path in sorted(got_flat.keys() | want_flat.keys()):
         name = "/".join(path)
-        if path not in got or path not in want:
-            raise CheckpointFormatError(f"{where}: parameter {name} is missing from the "
-                                        f"{'checkpoint' if path not in got else 'model'}")
-        if tuple(got[path].shape) != tuple(want[path].shape):
+        if path not in got_flat or path not in want_flat:
+            raise CheckpointFormatError(f"{what} {name} is missing from the "
+                                        f"{source if path not in got_flat else 'model'}")
+        if tuple(got_flat[path].shape) != tuple(want_flat[path].shape):
             raise CheckpointFormatError(
-                f"{where}: parameter {name} has shape {tuple(got[path].shape)} in the checkpoint "
-                f"but the model expects {tuple(want[path].shape)}; does config.json match the "
-                f"weights?")
+                f"{what} {name} has shape {tuple(got_flat[path].shape)} in the {source} but the "
+                f"model expects {tuple(want_flat[path].shape)}{hint}")

@@ -8,7 +8,9 @@ embedding or a vector, local conditioning upsampled by a learned transposed-conv
 repetition). The discretized mixture-of-logistics head is the 16-bit extension of PixelCNN++
 (Salimans et al. 2017) as used by later WaveNet vocoders. `skip_start` starts the skip sum from
 a 1x1 of the embedded input, as the NSynth decoder of magenta's nsynth/wavenet/h512_bo16.py
-does (its `skip_start` conv).
+does (its `skip_start` conv); that decoder also reads each sample as one value, its mu-law
+class c as c / (num_classes / 2) - 1, through a causal kernel-3 conv (`scalar_input`,
+`input_kernel=3`: its `startconv`).
 
 Contract: `logits = net.apply(variables, codes)` with codes int32 [batch, time] gives
 [batch, time, num_classes] (softmax head) or [batch, time, 3 * num_mixtures] (MoL head), and
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.audio.mulaw import linear_dequantize
-from audiozoo.nn.conv import dilation_schedule
+from audiozoo.nn.conv import CausalConv1D, dilation_schedule
 from audiozoo.nn.gated import GatedResidualBlock
 from audiozoo.nn.mixture_logistics import mol_num_params
 from audiozoo.nn.upsample import ConditionUpsampler
@@ -88,6 +90,13 @@ class WaveNet(nn.Module):
     # (Config.build), which reads the output of the decoder's start conv. Off: the sum starts
     # at zero, as in van den Oord et al. 2016.
     skip_start: bool = False
+    # Read softmax-head codes as values c / (num_classes / 2) - 1 (the companded sample, as
+    # magenta's NSynth decoder reads `x_scaled`) through a conv with bias, not an embedding
+    # table. The MoL head always reads values (the linear class centres).
+    scalar_input: bool = False
+    # Width of that input conv: > 1 makes it causal over the last input_kernel values (the
+    # kernel-3 `startconv` of h512_bo16.py); 1 is a per-sample 1x1.
+    input_kernel: int = 1
     # The computation dtype (jnp.bfloat16 for mixed precision); parameters stay float32.
     dtype: Any = jnp.float32
 
@@ -101,7 +110,12 @@ class WaveNet(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Samples that logits[:, t] can see: codes[t - receptive_field + 1 : t + 1]."""
-        return 1 + (self.kernel_size - 1) * sum(self.layer_dilations)
+        return self.input_kernel + (self.kernel_size - 1) * sum(self.layer_dilations)
+
+    @property
+    def reads_values(self) -> bool:
+        """Whether the input layer reads each code as a value rather than a table row."""
+        return self.scalar_input or self.output == "mol"
 
     @property
     def hop_length(self) -> int:
@@ -123,11 +137,14 @@ class WaveNet(nn.Module):
     def setup(self):
         self._check_fields()
         dense = functools.partial(nn.Dense, dtype=self.dtype)
-        if self.output == "softmax":
+        if not self.reads_values:
             # One-hot input followed by a 1x1 conv, as a lookup table.
             self.input_proj = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype)
+        elif self.input_kernel > 1:
+            self.input_proj = CausalConv1D(self.residual_channels, self.input_kernel,
+                                           dtype=self.dtype)
         else:
-            # The MoL model reads the sample value itself, as a scalar in [-1, 1].
+            # The sample value itself, as a scalar in [-1, 1].
             self.input_proj = dense(self.residual_channels)
         if self.num_global_ids > 0:
             self.global_embed = nn.Embed(self.num_global_ids, self.global_channels,
@@ -156,6 +173,9 @@ class WaveNet(nn.Module):
             raise ValueError(f"output={self.output!r} is not one of {OUTPUTS}")
         if self.kernel_size < 1:
             raise ValueError(f"kernel_size={self.kernel_size} must be >= 1")
+        if self.input_kernel < 1 or (self.input_kernel > 1 and not self.reads_values):
+            raise ValueError(f"input_kernel={self.input_kernel} must be >= 1, and > 1 needs an "
+                             "input of values (scalar_input=True or the MoL head)")
         if any(d < 1 for d in self.layer_dilations):
             raise ValueError(f"dilations {self.layer_dilations} must all be >= 1")
         if self.num_global_ids > 0 and self.global_channels < 1:
@@ -187,9 +207,20 @@ class WaveNet(nn.Module):
 
     # ---- pieces shared by the full pass and the one-step form ---------------------------
     def embed_codes(self, codes):
-        if self.output == "softmax":
+        if not self.reads_values:
             return self.input_proj(codes)
-        return self.input_proj(linear_dequantize(codes, self.num_classes)[..., None])
+        return self.embed_values(self.input_values(codes))
+
+    def input_values(self, codes):
+        """Codes [...] -> the values the input layer reads, float32 [..., 1]."""
+        if self.output == "mol":
+            return linear_dequantize(codes, self.num_classes)[..., None]
+        return (codes.astype(jnp.float32) / (self.num_classes / 2) - 1.0)[..., None]
+
+    def embed_values(self, values):
+        """The input layer on values [batch, time, 1] (with input_kernel > 1 a causal conv,
+        so the one-sample generator runs it on a window of the last input_kernel values)."""
+        return self.input_proj(values)
 
     def output_stack(self, skips, local_samples=None):
         hidden = self.output_hidden(nn.relu(skips))

@@ -32,6 +32,14 @@ from flax import linen as nn
 DENSE_INIT = nn.initializers.xavier_uniform()
 
 
+def gelu(x: jax.Array) -> jax.Array:
+    """GELU in its exact erf form, 0.5 x (1 + erf(x / sqrt 2)), as PyTorch's nn.GELU and HF's
+    "gelu" write it (flax's default is the tanh approximation). `jax.nn.gelu(approximate=False)`
+    goes through erfc, which XLA:CPU evaluates 2.5x slower than erf (2,428 x 3,072, one core:
+    9.9 against 4.0 ms); the two differ by under 1e-6 there."""
+    return 0.5 * x * (1 + jax.lax.erf(x * jnp.asarray(0.5 ** 0.5, x.dtype)))
+
+
 def expand_mask(mask: jax.Array | None) -> jax.Array | None:
     """A boolean mask broadcastable to the [batch, heads, query, key] attention scores.
 
@@ -49,22 +57,35 @@ def expand_mask(mask: jax.Array | None) -> jax.Array | None:
     return mask.astype(bool)
 
 
-def attend(q, k, v, mask=None, dropout=None):
+def attend(q, k, v, mask=None, dropout=None, *, normalise_output: bool = True):
     """Scaled dot-product attention, heads first: q [batch, heads, query, head_dim], k and v
     [batch, heads, key, head_dim], mask broadcastable to [batch, heads, query, key] (see
     `expand_mask`); dropout, if given, acts on the probabilities. Returns [batch, heads,
-    query, head_dim]."""
-    # Scores and softmax in float32 (the products stay in q's dtype): half-precision scores
-    # would be rounded before the exponential, or overflow.
-    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k,
-                        preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    query, head_dim].
+
+    With `normalise_output`, softmax(s) v is computed as (exp(s - max s) v) / sum exp(s -
+    max s): the normalisation divides the [query, head_dim] output instead of the [query,
+    key] probabilities, one pass less over the scores. On XLA:CPU that is faster with
+    gradients and in the loop over heads, but all heads' forward pass alone ran up to 2.4x
+    slower than the textbook order (`experiments/benchmark/attention_paths.py`), which
+    `normalise_output=False` keeps. The maximum is a constant shift (softmax does not depend
+    on it), so no gradient flows through it."""
+    # Scores and exponentials in float32 (the products stay in q's dtype): half-precision
+    # scores would be rounded before the exponential, or overflow.
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype), k,
+                        preferred_element_type=jnp.float32)
     if mask is not None:
         # A select, not an added bias: min + a negative score would overflow to -inf.
         scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    weights = jnp.exp(scores - jax.lax.stop_gradient(scores.max(-1, keepdims=True)))
+    total = weights.sum(-1, keepdims=True)
+    if not normalise_output:
+        weights, total = weights / total, 1.0
     if dropout is not None:
-        probs = dropout(probs)
-    return jnp.einsum("bhqk,bhkd->bhqd", probs, v)
+        weights = dropout(weights)  # dropout(p) / total == dropout(p / total)
+    y = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(v.dtype), v,
+                   preferred_element_type=jnp.float32)
+    return (y / total).astype(v.dtype)
 
 
 def attend_per_head(q, k, v, mask=None):
@@ -87,10 +108,10 @@ def attend_per_head(q, k, v, mask=None):
 
 
 def _attend_per_head(q_shape, k_shape) -> bool:
-    """Whether to loop over heads: for inference on CPU, once all heads' scores pass 2^23
-    floats (`experiments/benchmark/attention_paths.py`, batch 2 x 12 heads: at 499 tokens,
-    6.0M scores, the loop is 0.72x all heads at once; at 700, 11.8M, 1.51x; at 1,214, 1.44x).
-    With gradients the loop is slower (0.6-0.95x), so training never takes it."""
+    """Whether to loop over heads on CPU: once all heads' scores pass 2^23 floats
+    (`experiments/benchmark/attention_paths.py`, batch 2 x 12 heads: at 499 tokens, 6.0M
+    scores, the loop is slower than all heads at once; at 1,214 it is faster, forward and
+    with gradients)."""
     batch, heads, queries, _ = q_shape
     return jax.default_backend() == "cpu" and batch * heads * queries * k_shape[2] >= 2 ** 23
 
@@ -119,12 +140,12 @@ class MultiHeadAttention(nn.Module):
 
         q, k, v = project("query"), project("key"), project("value")
         mask = expand_mask(mask)
-        if train:
+        if train and self.dropout > 0:
             y = attend(q, k, v, mask, nn.Dropout(self.dropout, deterministic=False))
         elif _attend_per_head(q.shape, k.shape):
             y = attend_per_head(q, k, v, mask)
         else:
-            y = attend(q, k, v, mask)
+            y = attend(q, k, v, mask, normalise_output=train)
         y = jnp.moveaxis(y, 1, -2).reshape(x.shape)
         return nn.Dense(dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="out")(y)
 
@@ -140,8 +161,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         h = nn.Dense(self.mlp_dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="fc1")(x)
-        # PyTorch's nn.GELU / HF "gelu" is the erf form, not flax's default tanh approximation.
-        h = nn.gelu(h, approximate=False)
+        h = gelu(h)
         h = nn.Dropout(self.activation_dropout, deterministic=not train)(h)
         h = nn.Dense(x.shape[-1], kernel_init=DENSE_INIT, dtype=self.dtype, name="fc2")(h)
         return nn.Dropout(self.dropout, deterministic=not train)(h)

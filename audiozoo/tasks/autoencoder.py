@@ -10,6 +10,12 @@ Stacking (Dieleman et al. 2018, section 3.4): with `task.lower_workdir` set, thi
 level above a trained one: each batch's audio is turned into the lower level's codes by the
 frozen lower model inside the jitted step, and this model learns those codes. Decoding runs
 top-down: this level's latent -> lower codes (ring-buffer generator) -> ... -> audio.
+
+Two task options make a level-1 model read audio exactly as magenta's NSynth code does
+(models/nsynth/utils.py and wavenet/fastgen.py), for checkpoints imported from it:
+`task.mu_law="magenta"` (its codec, `audiozoo.audio.mulaw`; default "round") and
+`task.partial_frame="trim"` (a clip is cut to whole hops before encoding, as
+`utils.trim_for_encoding`: 40,000 samples give 78 frames; default "pad": zero-padded to 79).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 import optax
 
 from audiozoo import generation
-from audiozoo.audio.mulaw import mu_law_dequantize, mu_law_quantize
+from audiozoo.audio.mulaw import MU_LAW_CODECS, mu_law_codec
 from audiozoo.config import ConfigError
 from audiozoo.models import build_model
 from audiozoo.nn.bottleneck import VQ_RNG, VQ_STATS
@@ -33,6 +39,7 @@ from audiozoo.tasks.base import SupervisedTask
 
 # WORKDIR/receptive_field.json: the stack's receptive fields, level by level (and the prior's).
 RECEPTIVE_FIELD_FILE = "receptive_field.json"
+PARTIAL_FRAMES = ("pad", "trim")
 
 
 def receptive_field_row(level, codes: int, samples_per_code: int, hop_samples: int,
@@ -48,6 +55,9 @@ class AutoencoderTask(SupervisedTask):
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)
+        # Options absent from older configs keep their defaults (today's behaviour).
+        self.mu_law = config.task.get("mu_law", "round")
+        self.partial_frame = config.task.get("partial_frame", "pad")
         self.lower, self.lower_variables = (
             load_discrete_autoencoder(config.task.lower_workdir)
             if config.task.lower_workdir else (None, None))
@@ -79,6 +89,14 @@ class AutoencoderTask(SupervisedTask):
         return {RECEPTIVE_FIELD_FILE: json.dumps(self.stack_receptive_fields(), indent=1) + "\n"}
 
     def _check_config(self):
+        if self.mu_law not in MU_LAW_CODECS:
+            raise ConfigError(f"task.mu_law={self.mu_law!r} is not one of {', '.join(MU_LAW_CODECS)}")
+        if self.mu_law == "magenta" and self.model.num_classes != 256:
+            raise ConfigError(f"task.mu_law='magenta' is magenta's 8-bit codec: it needs "
+                              f"model.num_classes=256, not {self.model.num_classes}")
+        if self.partial_frame not in PARTIAL_FRAMES:
+            raise ConfigError(f"task.partial_frame={self.partial_frame!r} is not one of "
+                              f"{', '.join(PARTIAL_FRAMES)}")
         segment = self.config.data.segment_length
         step = self.frame_length
         if segment % step:
@@ -98,7 +116,7 @@ class AutoencoderTask(SupervisedTask):
     def codes_of(self, audio):
         """Audio [batch, time] -> the codes this level models [batch, time / hop_to_audio]."""
         if self.lower is None:
-            return mu_law_quantize(audio, self.model.num_classes)
+            return mu_law_codec(self.mu_law)[0](audio, self.model.num_classes)
         return self.lower.latent_codes(self.lower_variables, audio)
 
     def latent_codes(self, variables, audio):
@@ -182,9 +200,16 @@ class AutoencoderTask(SupervisedTask):
 
     # ---- latents as files hold them ------------------------------------------------------
     def whole_frames(self, audio) -> np.ndarray:
-        """Audio [time] zero-padded to whole latent frames, as a batch of one [1, time']."""
+        """Audio [time] zero-padded (or, with task.partial_frame="trim", cut) to whole latent
+        frames, as a batch of one [1, time']."""
         audio = np.asarray(audio, np.float32)
-        return np.pad(audio, (0, -len(audio) % self.frame_length))[None]
+        if self.partial_frame == "pad":
+            return np.pad(audio, (0, -len(audio) % self.frame_length))[None]
+        if len(audio) < self.frame_length:
+            raise ValueError(f"a clip of {len(audio)} samples is shorter than one frame "
+                             f"({self.frame_length} samples), and this model cuts clips to "
+                             "whole frames (task.partial_frame='trim')")
+        return audio[None, :len(audio) - len(audio) % self.frame_length]
 
     def file_latent(self, variables, audio) -> np.ndarray:
         """What `audiozoo encode` writes for one clip [time]: codes [frames] (int) for a
@@ -228,7 +253,7 @@ class AutoencoderTask(SupervisedTask):
         return self.latent(variables, (1.0 - weights) * np.asarray(enc_a) + weights * np.asarray(enc_b))
 
     def to_audio(self, codes) -> np.ndarray:
-        return np.asarray(mu_law_dequantize(codes, self.model.num_classes), np.float32)
+        return np.asarray(mu_law_codec(self.mu_law)[1](codes, self.model.num_classes), np.float32)
 
     def samples(self, state, rng):
         """Reconstructions of the first eval clips: encode, then decode with the generator."""

@@ -101,6 +101,12 @@ class Task:
         """Raises a ConfigError when the training data cannot feed this task (e.g. a class
         count the model was not built for). Called once, before the first step."""
 
+    def prepare_training(self, dataset, workdir) -> None:
+        """Training-only set-up from the training data, once, before the first step (default:
+        none), e.g. a classifier's input statistics or augmentation files. What it measures
+        it keeps in the config (saved as config.json) and in `workdir_files`, which it reads
+        back from `workdir` on resume."""
+
     def workdir_files(self, dataset) -> dict[str, str]:
         """{file name: text} the trainer writes into the workdir at the start of a run
         (e.g. the label set a classifier was trained with); a resumed run must give the

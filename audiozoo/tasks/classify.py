@@ -11,13 +11,22 @@ the step is one jit over the global batch, they are computed over all devices.
 The label set (class names in id order, the label key, single/multi-label) is part of the
 trained model: the task checks it against the training data before the first step and has the
 trainer write it to WORKDIR/labels.json, where `evaluate` and `classify` read it.
+
+Training clips can be corrupted before the front end (`audiozoo.audio.wave_augment`): time
+shift, room reverberation, background noise at a random SNR and gain, each on when its task.*
+field says so. Noise and impulse-response folders are read once, when training starts. With
+task.stats_batches > 0 the front end's mean / std are measured on the training data when a run
+starts (what `audiozoo stats` prints), kept in WORKDIR/feature_stats.json for resumed runs and
+written into the run's config.json, so inference normalises alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -27,14 +36,22 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from audiozoo.audio.augment import mixup, spec_augment, time_shift
+from audiozoo.audio.augment import mixup, spec_augment
 from audiozoo.audio.frontend import Frontend
-from audiozoo.config import ConfigError
-from audiozoo.data import class_names, label_names
+from audiozoo.audio.stats import FeatureStats
+from audiozoo.audio.wave_augment import NOISE_COLOURS, WaveAugment, noise_bank, rir_bank
+from audiozoo.config import TASK_DEFAULTS, ConfigError
+from audiozoo.data import BatchLoader, class_names, label_names
+from audiozoo.data.clip_bank import read_clips
 from audiozoo.models import MODELS, build_model
 from audiozoo.tasks.base import SupervisedTask, float32
 
 LABELS_FILE = "labels.json"
+STATS_FILE = "feature_stats.json"
+# Longest noise file and impulse response kept (Speech Commands' background files are ~60 s;
+# a room's tail is ~60 dB down well within 2 s) and the most augmentation audio held in
+# memory: the banks are compiled into the train step.
+NOISE_MAX_SECONDS, RIR_MAX_SECONDS, BANK_MAX_BYTES = 60.0, 2.0, 256 * 2**20
 # The example key holding each dataset's class label when task.label_key is "".
 DEFAULT_LABEL_KEYS = {"synthetic": "family", "synthetic_nsynth": "instrument_family",
                       "nsynth": "instrument_family"}
@@ -125,8 +142,13 @@ class ClassifyTask(SupervisedTask):
         self.frontend = Frontend.from_config(config.frontend)
         self.label_key = resolve_label_key(config)
         self.multi_label = bool(config.task.multi_label)
-        self.max_shift = int(round(config.task.get("time_shift", 0.0) * config.data.sample_rate))
+        self.max_shift = int(round(self._option("time_shift") * config.data.sample_rate))
+        self.stats: FeatureStats | None = None  # measured when training starts (stats_batches)
         self._check_config()
+
+    def _option(self, key: str):
+        """config.task.KEY, or its default for a config saved before the field existed."""
+        return self.config.task.get(key, TASK_DEFAULTS["classify"][key])
 
     def _check_config(self):
         kind = type(self.model).input_kind
@@ -139,6 +161,41 @@ class ClassifyTask(SupervisedTask):
 
         if self.max_shift < 0:
             raise ConfigError(f"task.time_shift={self.config.task.time_shift} must be >= 0 seconds")
+        self._check_augment_config()
+        batches = self._option("stats_batches")
+        if not isinstance(batches, int) or batches < 0:
+            raise ConfigError(f"task.stats_batches={batches!r} must be an integer >= 0 (0: use "
+                              f"frontend.mean/std as given)")
+        if batches and self.frontend.kind == "waveform":
+            raise ConfigError("task.stats_batches > 0 but a 'waveform' front end takes no mean/std; "
+                              "set --config.task.stats_batches=0")
+
+    def _check_augment_config(self):
+        """ConfigError naming the first waveform-augmentation field no run can use."""
+        for key in ("noise_prob", "rir_prob"):
+            if not 0.0 <= self._option(key) <= 1.0:
+                raise ConfigError(f"task.{key}={self._option(key)!r} must be a probability in "
+                                  f"[0, 1] (0 turns it off); set --config.task.{key}")
+        rt60 = tuple(self._option("rir_rt60"))
+        for key in ("noise_snr_db", "rir_drr_db", "gain_db") + (("rir_rt60",) if rt60 else ()):
+            value = tuple(self._option(key))
+            if len(value) != 2 or value[0] > value[1]:
+                raise ConfigError(f"task.{key}={value!r} must be a range (low, high) with low <= "
+                                  f"high; set --config.task.{key}")
+        if rt60 and rt60[0] <= 0:
+            raise ConfigError(f"task.rir_rt60={rt60!r}: reverberation times must be > 0 seconds "
+                              "(rir_rt60=() turns synthetic rooms off)")
+        unknown = sorted(set(self._option("noise_colours")) - set(NOISE_COLOURS))
+        if unknown:
+            raise ConfigError(f"task.noise_colours has unknown colours {unknown}; valid: "
+                              f"{', '.join(NOISE_COLOURS)}")
+        if self._option("noise_prob") > 0 and not (self._option("noise_dir") or self._option("noise_colours")):
+            raise ConfigError("task.noise_prob > 0 but there is no noise to add: set "
+                              "--config.task.noise_dir=FOLDER and/or "
+                              "--config.task.noise_colours=\"('white', 'pink', 'brown')\"")
+        if self._option("rir_prob") > 0 and not (self._option("rir_dir") or rt60):
+            raise ConfigError("task.rir_prob > 0 but there are no rooms: set "
+                              "--config.task.rir_dir=FOLDER and/or a --config.task.rir_rt60 range")
 
     @property
     def num_classes(self) -> int:
@@ -173,7 +230,54 @@ class ClassifyTask(SupervisedTask):
         return LabelSet(tuple(names), self.label_key, self.multi_label)
 
     def workdir_files(self, dataset):
-        return {LABELS_FILE: self.label_set(dataset).to_json()}
+        files = {LABELS_FILE: self.label_set(dataset).to_json()}
+        if self.stats is not None:
+            files[STATS_FILE] = self.stats.to_json()
+        return files
+
+    # ---- training set-up ---------------------------------------------------------------
+    def prepare_training(self, dataset, workdir):
+        """Reads the augmentation folders, so a bad one fails before the first step, and
+        with task.stats_batches > 0 sets the front end's mean / std from the training data
+        (or, resuming, from WORKDIR/feature_stats.json)."""
+        self.wave_augment  # noqa: B018 - built for its checks
+        if self._option("stats_batches"):
+            path = Path(workdir) / STATS_FILE
+            self.stats = (FeatureStats.load(path) if path.exists()
+                          else feature_stats(self.config, dataset, self._option("stats_batches")))
+            # The run's config (saved as config.json) carries them, so inference agrees.
+            self.config.frontend.update(mean=float(self.stats.mean), std=float(self.stats.std))
+            self.frontend = Frontend.from_config(self.config.frontend)
+
+    @functools.cached_property
+    def wave_augment(self) -> WaveAugment:
+        """The training clips' waveform augmentation (reads the noise and RIR folders)."""
+        rate, opt = self.config.data.sample_rate, self._option
+        noise = rirs = None
+        if opt("noise_prob") > 0 and opt("noise_dir"):
+            clips = read_clips(self._folder("noise_dir"), rate, key="task.noise_dir",
+                               max_seconds=NOISE_MAX_SECONDS)
+            noise = noise_bank(clips, self.config.data.segment_length)
+        if opt("rir_prob") > 0 and opt("rir_dir"):
+            clips = read_clips(self._folder("rir_dir"), rate, key="task.rir_dir",
+                               max_seconds=RIR_MAX_SECONDS)
+            rirs = rir_bank(clips, round(RIR_MAX_SECONDS * rate))
+        held = (noise.audio.nbytes if noise else 0) + (rirs.nbytes if rirs is not None else 0)
+        if held > BANK_MAX_BYTES:
+            raise ConfigError(f"the noise and RIR folders hold {held / 2**20:.0f} MB of audio at "
+                              f"{rate} Hz, over the {BANK_MAX_BYTES // 2**20} MB kept in memory; "
+                              "use fewer or shorter files")
+        return WaveAugment(
+            sample_rate=rate, max_shift=self.max_shift, noise_prob=opt("noise_prob"),
+            noise_snr_db=tuple(opt("noise_snr_db")), noise_colours=tuple(opt("noise_colours")),
+            noise_files=noise, rir_prob=opt("rir_prob"), rir_rt60=tuple(opt("rir_rt60")),
+            rir_drr_db=tuple(opt("rir_drr_db")), rir_files=rirs, gain_db=tuple(opt("gain_db")))
+
+    def _folder(self, key: str) -> str:
+        """task.KEY as a path; a relative one lies under data.root (Speech Commands keeps
+        _background_noise_ there)."""
+        path, root = self._option(key), self.config.data.get("root", "")
+        return os.path.join(root, path) if root and not os.path.isabs(path) else path
 
     def dummy_batch(self, batch_size):
         audio = jnp.zeros((batch_size, self.config.data.segment_length), jnp.float32)
@@ -267,8 +371,8 @@ class ClassifyTask(SupervisedTask):
     def loss(self, params, extra, batch, rng, train):
         aug_rng, dropout_rng = jax.random.split(rng)
         audio = batch["audio"]
-        if train and self.max_shift:
-            audio = time_shift(jax.random.fold_in(aug_rng, 1), audio, self.max_shift)
+        if train and self.wave_augment.active:
+            audio = self.wave_augment(aug_rng, audio)
         x = self.frontend(audio)
         targets = self.targets(batch[self.label_key])
         if train:
@@ -282,3 +386,17 @@ class ClassifyTask(SupervisedTask):
             loss = jnp.mean(optax.softmax_cross_entropy(logits, optax.smooth_labels(targets, smoothing)))
             hits = jnp.argmax(logits, -1) == batch[self.label_key]
         return loss, ({"loss": loss, "accuracy": jnp.mean(hits)}, extra)
+
+
+def feature_stats(config, dataset, batches: int) -> FeatureStats:
+    """Statistics of `config`'s raw (unnormalised) front-end features over the first `batches`
+    training batches of `dataset`, in the trainer's batch order (what `audiozoo stats` and
+    task.stats_batches measure)."""
+    # mean 0, std 1: a waveform front end refuses others, and the raw features ignore them.
+    frontend = Frontend.from_config({**config.frontend.to_dict(), "mean": 0.0, "std": 1.0})
+    loader = BatchLoader(dataset, seed=config.data.seed, global_batch_size=config.train.batch_size)
+    features = jax.jit(frontend.unnormalised)
+    stats = FeatureStats()
+    for step in range(min(batches, int(loader.steps_per_epoch))):
+        stats.update(features(loader.host_batch(step)["audio"]))
+    return stats

@@ -93,12 +93,14 @@ class PriorTask(WaveNetTask):
             raise ValueError("the prior takes no conditioning (it models the top-level codes alone)")
         code_rng, audio_rng = jax.random.split(rng)
         count = math.ceil(num_samples / self.hop_to_audio)
-        gen = self.generator(params, code_rng, count, batch_size=batch_size,
-                             prime_audio=prime_audio, **sampling)
+        # The prime goes through the whole stack's encoders once, for the prior and the output.
+        prime = None if prime_audio is None else self.quantize(prime_audio)
+        gen = self.generator(params, code_rng, count, batch_size=batch_size, prime_codes=prime,
+                             **sampling)
         codes = gen.run(count)
         primed = 0
-        if prime_audio is not None:
-            prime = jnp.atleast_2d(self.quantize(prime_audio))
+        if prime is not None:
+            prime = jnp.atleast_2d(prime)
             codes = jnp.concatenate([jnp.broadcast_to(prime, (batch_size, prime.shape[1])), codes], 1)
             primed = prime.shape[1] * self.hop_to_audio
         latent = self.top.latent(self.top_variables, codes=codes)

@@ -136,13 +136,16 @@ class WaveNetTask(SupervisedTask):
 
     # ---- sampling -------------------------------------------------------------------
     def generator(self, params, rng, num_samples: int, *, batch_size: int = 1, global_cond=None,
-                  local_cond=None, prime_audio=None, **sampling) -> generation.Generator:
+                  local_cond=None, prime_audio=None, prime_codes=None,
+                  **sampling) -> generation.Generator:
         """A fast (ring-buffer) generator of num_samples codes, optionally continuing
-        prime_audio (float [time] or [batch, time])."""
-        prime = None if prime_audio is None else self.quantize(jnp.asarray(prime_audio))
+        prime_audio (float [time] or [batch, time]) or, for a caller that has quantized it
+        already, its codes `prime_codes`."""
+        if prime_codes is None and prime_audio is not None:
+            prime_codes = self.quantize(jnp.asarray(prime_audio))
         return generation.Generator(self.model, {"params": params}, rng, num_samples,
                                     batch_size=batch_size, global_cond=global_cond,
-                                    local_cond=local_cond, prime=prime, **sampling)
+                                    local_cond=local_cond, prime=prime_codes, **sampling)
 
     def audio_stream(self, params, rng, num_samples: int, *, batch_size: int = 1,
                      prime_audio=None, **kwargs):

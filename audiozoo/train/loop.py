@@ -107,6 +107,7 @@ class Trainer:
         # No eval split is needed (or read) when the run never evaluates.
         self.eval_loader = self._loader("eval", config.data.seed + 1) if config.train.eval_every else None
         self.task.check_data(self.train_loader.dataset)
+        self.task.prepare_training(self.train_loader.dataset, self.workdir)
         self.checkpointer = Checkpointer(self.workdir, max_to_keep=config.train.keep_checkpoints)
         # .get: a config saved before train.tensorboard existed still loads.
         self.tensorboard = TensorBoardWriter(

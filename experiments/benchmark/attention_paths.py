@@ -1,18 +1,21 @@
 """Self-attention on XLA:CPU: all heads at once against `attend_per_head` (a loop over heads,
 two at a time), beside PyTorch's fused `scaled_dot_product_attention` in the same run: the
-measurements behind `audiozoo.nn.transformer`'s choice of path for inference on CPU.
+measurements behind `audiozoo.nn.transformer`'s choice of path on CPU. The first row is the
+textbook order, softmax(q k^T / sqrt(d)) then times v; the others normalise the output instead
+of the probabilities (`attend`'s `normalise_output`).
 
     python experiments/benchmark/attention_paths.py           # AST base's 1,214 patches
     python experiments/benchmark/attention_paths.py --tokens 499 1214 --batch 2
 
 Milliseconds per call (best of --repeats) of softmax(q k^T / sqrt(d)) v for q, k, v of
 [batch, heads, tokens, head_dim], forward only and with gradients; the ratio column is
-all-heads time over the row's time (above 1 = faster than all heads at once).
+first row's time over the row's time (above 1 = faster than the textbook order).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import jax
@@ -25,7 +28,9 @@ from audiozoo.nn.transformer import attend, attend_per_head
 
 def jax_rows(q, repeats: int) -> dict[str, dict[str, float]]:
     rows = {}
-    for name, fn in (("all heads", attend), ("per head", attend_per_head)):
+    softmax_first = functools.partial(attend, normalise_output=False)
+    for name, fn in (("all heads, softmax first", softmax_first),
+                     ("all heads, output normalised", attend), ("per head", attend_per_head)):
         forward = jax.jit(fn)
         grad = jax.jit(jax.grad(lambda q, k, v: jnp.sum(fn(q, k, v) ** 2), (0, 1, 2)))
         rows[name] = {"forward": call_seconds(lambda: forward(q, q, q), repeats),
@@ -67,7 +72,7 @@ def main():
         peer = torch_row(q, args.repeats)
         if peer:
             rows["torch sdpa (peer)"] = peer
-        base = rows["all heads"]
+        base = rows["all heads, softmax first"]
         for name, row in rows.items():
             print(f"| {tokens} | {args.batch} x {args.heads} x {args.head_dim} | {name} "
                   f"| {1e3 * row['forward']:.1f} | {base['forward'] / row['forward']:.2f} "

@@ -20,18 +20,13 @@ from flax import linen as nn
 
 from audiozoo.models.wav2vec2.masking import compute_mask
 from audiozoo.nn.convolution import Conv
-from audiozoo.nn.transformer import Encoder
+from audiozoo.nn.transformer import Encoder, gelu
 
 FEATURE_NORMS = ("group", "layer")
 # The feature encoder's norms are PyTorch defaults, independent of `layer_norm_eps`.
 CONV_NORM_EPS = 1e-5
 # U[0, 1), torch's uniform_() default: the masked-frame embedding and the codebook entries.
 UNIT_UNIFORM = nn.initializers.uniform(1.0)
-
-
-def gelu(x: jax.Array) -> jax.Array:
-    # PyTorch / HF "gelu" is the exact erf form, not flax's default tanh approximation.
-    return nn.gelu(x, approximate=False)
 
 
 def feature_frames(num_samples: int, kernels: Sequence[int], strides: Sequence[int]) -> int:
