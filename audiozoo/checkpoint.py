@@ -29,11 +29,17 @@ class IncompatibleCheckpointError(ConfigError):
 
 
 def load_workdir_config(workdir: str | Path):
-    """The config a workdir was trained with (its config.json)."""
+    """The config a workdir was trained with (its config.json). Task fields added to the
+    library after it was saved take their defaults, which keep the behaviour it was trained
+    with (what `config_differences` also assumes)."""
     path = Path(workdir) / CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {workdir} a workdir made by `audiozoo train`?")
-    return config_lib.from_json(path.read_text())
+    config = config_lib.from_json(path.read_text())
+    for key, value in config_lib.base_config(config.task.name).task.items():
+        if key not in config.task:
+            config.task[key] = value
+    return config
 
 
 class Checkpointer:

@@ -152,7 +152,10 @@ TASK_DEFAULTS = {
                  "rir_rt60": (0.2, 0.8), "rir_drr_db": (0.0, 10.0), "gain_db": (0.0, 0.0),
                  "stats_batches": 0},
     # lower_workdir: a trained discrete autoencoder whose codes this level models (stacking).
-    "autoencoder": {"lower_workdir": "", "num_samples": 2},
+    # mu_law: "round" (audiozoo's) or "magenta" (floor(128 f(x)), as magenta's NSynth reads
+    # audio); partial_frame: a clip's last partial hop is zero-"pad"ded or, as magenta's
+    # fastgen.encode does, "trim"med before encoding.
+    "autoencoder": {"lower_workdir": "", "num_samples": 2, "mu_law": "round", "partial_frame": "pad"},
     # prior: a WaveNet over the codes of the trained discrete autoencoder in lower_workdir
     # (the top of a stack); samples: sample_seconds of audio generated from nothing.
     "prior": {"lower_workdir": "", "global_cond": "", "input_noise": 0.0, "num_samples": 2,

@@ -223,10 +223,11 @@ def test_incompatible_checkpoint_is_refused_not_overwritten(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
 
 
-def test_fields_added_since_a_checkpoint_keep_it_resumable():
+def test_fields_added_since_a_checkpoint_keep_it_resumable(tmp_path):
     """A checkpoint saved before a task field existed resumes while that field keeps its
-    default; set to anything else, it is a difference like any other."""
-    from audiozoo.checkpoint import config_differences
+    default; set to anything else, it is a difference like any other. Loading such a
+    workdir's config gives the field its default."""
+    from audiozoo.checkpoint import CONFIG_FILE, config_differences, load_workdir_config
     from audiozoo.config import base_config
 
     current = json.loads(json.dumps(base_config("classify").to_dict()))  # as config.json holds it
@@ -235,6 +236,9 @@ def test_fields_added_since_a_checkpoint_keep_it_resumable():
     assert config_differences(saved, current) == []
     current["task"]["noise_prob"] = 0.8
     assert config_differences(saved, current) == ["task.noise_prob: None -> 0.8"]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(saved))
+    loaded = load_workdir_config(tmp_path)
+    assert loaded.task.noise_prob == 0.0 and tuple(loaded.task.noise_snr_db) == (0.0, 15.0)
 
 
 def test_unknown_config_key_and_model_name(tmp_path):

@@ -55,9 +55,8 @@ class AutoencoderTask(SupervisedTask):
     def __init__(self, config):
         super().__init__(config)
         self.model = build_model(config.model)
-        # Options absent from older configs keep their defaults (today's behaviour).
-        self.mu_law = config.task.get("mu_law", "round")
-        self.partial_frame = config.task.get("partial_frame", "pad")
+        self.mu_law = config.task.mu_law
+        self.partial_frame = config.task.partial_frame
         self.lower, self.lower_variables = (
             load_discrete_autoencoder(config.task.lower_workdir)
             if config.task.lower_workdir else (None, None))

@@ -40,7 +40,7 @@ from audiozoo.audio.augment import mixup, spec_augment
 from audiozoo.audio.frontend import Frontend
 from audiozoo.audio.stats import FeatureStats
 from audiozoo.audio.wave_augment import NOISE_COLOURS, WaveAugment, noise_bank, rir_bank
-from audiozoo.config import TASK_DEFAULTS, ConfigError
+from audiozoo.config import ConfigError
 from audiozoo.data import BatchLoader, class_names, label_names
 from audiozoo.data.clip_bank import read_clips
 from audiozoo.models import MODELS, build_model
@@ -142,13 +142,9 @@ class ClassifyTask(SupervisedTask):
         self.frontend = Frontend.from_config(config.frontend)
         self.label_key = resolve_label_key(config)
         self.multi_label = bool(config.task.multi_label)
-        self.max_shift = int(round(self._option("time_shift") * config.data.sample_rate))
+        self.max_shift = int(round(self.config.task.time_shift * config.data.sample_rate))
         self.stats: FeatureStats | None = None  # measured when training starts (stats_batches)
         self._check_config()
-
-    def _option(self, key: str):
-        """config.task.KEY, or its default for a config saved before the field existed."""
-        return self.config.task.get(key, TASK_DEFAULTS["classify"][key])
 
     def _check_config(self):
         kind = type(self.model).input_kind
@@ -162,7 +158,7 @@ class ClassifyTask(SupervisedTask):
         if self.max_shift < 0:
             raise ConfigError(f"task.time_shift={self.config.task.time_shift} must be >= 0 seconds")
         self._check_augment_config()
-        batches = self._option("stats_batches")
+        batches = self.config.task.stats_batches
         if not isinstance(batches, int) or batches < 0:
             raise ConfigError(f"task.stats_batches={batches!r} must be an integer >= 0 (0: use "
                               f"frontend.mean/std as given)")
@@ -173,27 +169,27 @@ class ClassifyTask(SupervisedTask):
     def _check_augment_config(self):
         """ConfigError naming the first waveform-augmentation field no run can use."""
         for key in ("noise_prob", "rir_prob"):
-            if not 0.0 <= self._option(key) <= 1.0:
-                raise ConfigError(f"task.{key}={self._option(key)!r} must be a probability in "
+            if not 0.0 <= self.config.task[key] <= 1.0:
+                raise ConfigError(f"task.{key}={self.config.task[key]!r} must be a probability in "
                                   f"[0, 1] (0 turns it off); set --config.task.{key}")
-        rt60 = tuple(self._option("rir_rt60"))
+        rt60 = tuple(self.config.task.rir_rt60)
         for key in ("noise_snr_db", "rir_drr_db", "gain_db") + (("rir_rt60",) if rt60 else ()):
-            value = tuple(self._option(key))
+            value = tuple(self.config.task[key])
             if len(value) != 2 or value[0] > value[1]:
                 raise ConfigError(f"task.{key}={value!r} must be a range (low, high) with low <= "
                                   f"high; set --config.task.{key}")
         if rt60 and rt60[0] <= 0:
             raise ConfigError(f"task.rir_rt60={rt60!r}: reverberation times must be > 0 seconds "
                               "(rir_rt60=() turns synthetic rooms off)")
-        unknown = sorted(set(self._option("noise_colours")) - set(NOISE_COLOURS))
+        unknown = sorted(set(self.config.task.noise_colours) - set(NOISE_COLOURS))
         if unknown:
             raise ConfigError(f"task.noise_colours has unknown colours {unknown}; valid: "
                               f"{', '.join(NOISE_COLOURS)}")
-        if self._option("noise_prob") > 0 and not (self._option("noise_dir") or self._option("noise_colours")):
+        if self.config.task.noise_prob > 0 and not (self.config.task.noise_dir or self.config.task.noise_colours):
             raise ConfigError("task.noise_prob > 0 but there is no noise to add: set "
                               "--config.task.noise_dir=FOLDER and/or "
                               "--config.task.noise_colours=\"('white', 'pink', 'brown')\"")
-        if self._option("rir_prob") > 0 and not (self._option("rir_dir") or rt60):
+        if self.config.task.rir_prob > 0 and not (self.config.task.rir_dir or rt60):
             raise ConfigError("task.rir_prob > 0 but there are no rooms: set "
                               "--config.task.rir_dir=FOLDER and/or a --config.task.rir_rt60 range")
 
@@ -241,10 +237,10 @@ class ClassifyTask(SupervisedTask):
         with task.stats_batches > 0 sets the front end's mean / std from the training data
         (or, resuming, from WORKDIR/feature_stats.json)."""
         self.wave_augment  # noqa: B018 - built for its checks
-        if self._option("stats_batches"):
+        if self.config.task.stats_batches:
             path = Path(workdir) / STATS_FILE
             self.stats = (FeatureStats.load(path) if path.exists()
-                          else feature_stats(self.config, dataset, self._option("stats_batches")))
+                          else feature_stats(self.config, dataset, self.config.task.stats_batches))
             # The run's config (saved as config.json) carries them, so inference agrees.
             self.config.frontend.update(mean=float(self.stats.mean), std=float(self.stats.std))
             self.frontend = Frontend.from_config(self.config.frontend)
@@ -252,13 +248,13 @@ class ClassifyTask(SupervisedTask):
     @functools.cached_property
     def wave_augment(self) -> WaveAugment:
         """The training clips' waveform augmentation (reads the noise and RIR folders)."""
-        rate, opt = self.config.data.sample_rate, self._option
+        rate, task = self.config.data.sample_rate, self.config.task
         noise = rirs = None
-        if opt("noise_prob") > 0 and opt("noise_dir"):
+        if task.noise_prob > 0 and task.noise_dir:
             clips = read_clips(self._folder("noise_dir"), rate, key="task.noise_dir",
                                max_seconds=NOISE_MAX_SECONDS)
             noise = noise_bank(clips, self.config.data.segment_length)
-        if opt("rir_prob") > 0 and opt("rir_dir"):
+        if task.rir_prob > 0 and task.rir_dir:
             clips = read_clips(self._folder("rir_dir"), rate, key="task.rir_dir",
                                max_seconds=RIR_MAX_SECONDS)
             rirs = rir_bank(clips, round(RIR_MAX_SECONDS * rate))
@@ -268,15 +264,15 @@ class ClassifyTask(SupervisedTask):
                               f"{rate} Hz, over the {BANK_MAX_BYTES // 2**20} MB kept in memory; "
                               "use fewer or shorter files")
         return WaveAugment(
-            sample_rate=rate, max_shift=self.max_shift, noise_prob=opt("noise_prob"),
-            noise_snr_db=tuple(opt("noise_snr_db")), noise_colours=tuple(opt("noise_colours")),
-            noise_files=noise, rir_prob=opt("rir_prob"), rir_rt60=tuple(opt("rir_rt60")),
-            rir_drr_db=tuple(opt("rir_drr_db")), rir_files=rirs, gain_db=tuple(opt("gain_db")))
+            sample_rate=rate, max_shift=self.max_shift, noise_prob=task.noise_prob,
+            noise_snr_db=tuple(task.noise_snr_db), noise_colours=tuple(task.noise_colours),
+            noise_files=noise, rir_prob=task.rir_prob, rir_rt60=tuple(task.rir_rt60),
+            rir_drr_db=tuple(task.rir_drr_db), rir_files=rirs, gain_db=tuple(task.gain_db))
 
     def _folder(self, key: str) -> str:
         """task.KEY as a path; a relative one lies under data.root (Speech Commands keeps
         _background_noise_ there)."""
-        path, root = self._option(key), self.config.data.get("root", "")
+        path, root = self.config.task[key], self.config.data.get("root", "")
         return os.path.join(root, path) if root and not os.path.isabs(path) else path
 
     def dummy_batch(self, batch_size):
