@@ -77,14 +77,15 @@ def test_pitch_classifier_shapes_features_and_dtype():
     assert params["logits"]["kernel"].shape == (1024, 128) and "batch_stats" in shapes
     small = PitchClassifier(num_classes=7, channels=(4,) * 9, hidden=8, dtype=jnp.bfloat16)
     x = jax.random.uniform(jax.random.key(1), (3, 5, 6))  # far below 512 x 256: SAME keeps 1 x 1
-    variables = small.init(jax.random.key(0), x)
-    logits = small.apply(variables, x)
-    features = small.apply(variables, x, method="features")
+    variables = jax.jit(small.init)(jax.random.key(0), x)
+    logits = jax.jit(small.apply)(variables, x)
+    features = jax.jit(lambda v, x: small.apply(v, x, method="features"))(variables, x)
     assert logits.shape == (3, 7) and logits.dtype == jnp.bfloat16  # the task casts to float32
     assert features.shape == (3, 4)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
     # Training mode updates the batch statistics.
-    _, updated = small.apply(variables, x, train=True, mutable=["batch_stats"])
+    _, updated = jax.jit(lambda v, x: small.apply(v, x, train=True, mutable=["batch_stats"]))(
+        variables, x)
     assert not np.allclose(updated["batch_stats"]["bn0"]["mean"],
                            variables["batch_stats"]["bn0"]["mean"])
     with pytest.raises(ValueError, match="channels has 2 widths"):

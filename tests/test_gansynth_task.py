@@ -64,6 +64,7 @@ def test_schedule_alternates_stable_and_transition_phases():
         task.train_step(None, None, None)
 
 
+@pytest.mark.slow
 def test_one_generator_step_then_one_critic_step_with_ema_and_fresh_optimisers():
     config = micro_config()
     task, state, batch = _state_and_batch(config)

@@ -99,6 +99,7 @@ def test_splits_keep_both_lists_out_of_training(chirps):
     assert all("spk7" in f for f in test.files) and all("spk6" in f for f in validation.files)
 
 
+@pytest.mark.slow
 def test_augmented_training_resumes_exactly_and_reuses_its_statistics(chirps, tmp_path):
     config = _recipe(chirps, VARIANT_RESUME, num_steps=4, checkpoint_every=2)
     uninterrupted = train(config, tmp_path / "a")
@@ -118,6 +119,7 @@ def test_augmented_training_resumes_exactly_and_reuses_its_statistics(chirps, tm
     assert json.loads((tmp_path / "s.json").read_text())["mean"] == pytest.approx(saved["mean"])
 
 
+@pytest.mark.slow
 def test_a_short_recipe_run_beats_the_baseline_on_held_out_speakers(chirps, tmp_path):
     config = _recipe(chirps, num_steps=80, checkpoint_every=80)
     config.data.eval_list = "testing_list.txt"
@@ -131,6 +133,7 @@ def test_a_short_recipe_run_beats_the_baseline_on_held_out_speakers(chirps, tmp_
     assert baseline < 0.75 and model > baseline + 0.15, (model, baseline)
 
 
+@pytest.mark.slow
 def test_baseline_verb_reads_a_trained_workdir(chirps, tmp_path, capsys):
     config = _recipe(chirps, num_steps=1, checkpoint_every=1)
     train(config, tmp_path)

@@ -1,4 +1,7 @@
-"""audiozoo.load(workdir) and the parameter EMA the trainer keeps (train.ema_decay)."""
+"""audiozoo.load(workdir), the parameter EMA the trainer keeps (train.ema_decay) and the
+non-finite step guard (all_finite, tree_select)."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +13,7 @@ import audiozoo as az
 from audiozoo.checkpoint import Checkpointer, load_workdir_config
 from audiozoo.config import ConfigError
 from audiozoo.tasks import build_task
-from audiozoo.tasks.state import ParameterEMA
+from audiozoo.tasks.state import ParameterEMA, all_finite, tree_select
 from audiozoo.train.loop import train
 
 
@@ -83,6 +86,22 @@ def test_ema_decay_warms_up_as_tensorflow_does():
     assert float(ParameterEMA(0.999).decay_at(0)) == pytest.approx(0.999)
     out = ema.update({"w": jnp.ones(3)}, {"w": jnp.zeros(3)}, 0)
     np.testing.assert_allclose(out["w"], 0.1, rtol=1e-6)  # decay 1/10 at the first step
+
+
+def test_a_non_finite_leaf_keeps_the_old_tree_and_the_flag_is_computed_once():
+    new = {f"w{i}": jnp.full((8, 8), float(i)) for i in range(60)}
+    old = jax.tree.map(jnp.zeros_like, new)
+
+    def guarded(new, old):
+        return tree_select(all_finite(new), new, old)
+
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(guarded(new, old)), _leaves(new)))
+    bad = dict(new, w7=new["w7"].at[3, 3].set(jnp.nan))
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(guarded(bad, old)), _leaves(old)))
+    # One AND over the leaves, not one per leaf that reads it (a per-leaf `where` let XLA fuse
+    # the 60-way AND into each leaf's select: thousands of instructions to compile).
+    hlo = jax.jit(guarded).lower(new, old).compile().as_text()
+    assert len(re.findall(r" and\(", hlo)) < 200
 
 
 @pytest.mark.parametrize("decay", [1.0, -0.1, 2.0])
