@@ -12,7 +12,9 @@ sys.path.insert(0, str(REPO / "tests"))
 # the tests start (they inherit the environment) compile the same tiny programs many times.
 # Keyed by the program and the compiler, so it is never stale; set before jax is imported.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+# Every program, however quick to compile: XLA:CPU spends about 36 ms on even a one-operation
+# program, and the workers and CLI processes meet the same small ones again and again.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 @pytest.fixture

@@ -124,6 +124,7 @@ def workdirs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_pitch_classifier_config_trains_on_pitch_labels(workdirs):
     labels = json.loads((workdirs / "cls" / "labels.json").read_text())
     assert labels["label_key"] == "pitch" and labels["classes"] == [str(i) for i in range(128)]
@@ -132,6 +133,7 @@ def test_pitch_classifier_config_trains_on_pitch_labels(workdirs):
     assert [r["examples"] for r in records if r["split"] == "eval"] == [8]
 
 
+@pytest.mark.slow
 def test_evaluate_reports_generated_and_real_rows(workdirs, tmp_path, capsys):
     report_path = tmp_path / "out" / "eval.json"
     assert main(["evaluate", "--workdir", str(workdirs / "gan"), "--classifier",
@@ -161,6 +163,7 @@ def test_evaluate_reports_generated_and_real_rows(workdirs, tmp_path, capsys):
             assert again[name][key] == pytest.approx(report[name][key], rel=1e-3, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_generated_pitches_follow_the_training_counts(workdirs):
     from audiozoo import gan_evaluation
     from audiozoo.tasks import restore_latest
@@ -175,6 +178,7 @@ def test_generated_pitches_follow_the_training_counts(workdirs):
     assert notes["spectrograms"].shape == (40, 32, 32)
 
 
+@pytest.mark.slow
 def test_evaluate_argument_errors(workdirs, capsys):
     gan, cls = str(workdirs / "gan"), str(workdirs / "cls")
     cases = [
@@ -190,6 +194,7 @@ def test_evaluate_argument_errors(workdirs, capsys):
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_classifier_for_other_notes_is_refused(workdirs):
     from audiozoo import gan_evaluation
     from audiozoo.config import ConfigError

@@ -51,6 +51,7 @@ def test_a_tiny_prior_learns_the_codes_below_the_uniform_entropy(stack):
                        "seconds": 31 * 64 / 16000, "hop_samples": 64}
 
 
+@pytest.mark.slow
 def test_generate_from_nothing_gives_the_asked_length(stack, tmp_path):
     root, _ = stack
     out = tmp_path / "music.wav"
@@ -65,6 +66,7 @@ def test_generate_from_nothing_gives_the_asked_length(stack, tmp_path):
     np.testing.assert_array_equal(audio, run.generate(seconds=0.021, batch_size=3, seed=2))
 
 
+@pytest.mark.slow
 def test_a_prime_is_continued_at_the_top_level(stack, tmp_path):
     root, _ = stack
     prime = tmp_path / "prime.wav"
