@@ -114,16 +114,39 @@ def test_fast_generator_runs_in_the_nets_dtype(case):
     assert relative_error(bf16.apply(variables, codes, **cond), stepped) <= TOL_STEPS
     assert relative_error(net.apply(variables, codes, **cond), stepped) <= TOL
     assert_bf16_ops(lambda v, c: generation.teacher_force(bf16, v, c, **cond), variables, codes)
-    # Ring buffers in the net's dtype by default: half the float32 state.
+    # Ring buffers in the net's dtype by default (the buffer as bfloat16 bit patterns in
+    # uint16): half the float32 state.
     state = generation.init_state(bf16, variables, 2)
-    assert {str(b.dtype) for b in (state.buffer, state.taps)} == {"bfloat16"}
+    assert (str(state.buffer.dtype), str(state.taps.dtype)) == ("uint16", "bfloat16")
     assert 2 * generation.state_bytes(state) == generation.state_bytes(
         generation.init_state(net, variables, 2))
     # Sampling draws from float32 logits and gives valid codes.
     gen = generation.Generator(bf16, variables, jax.random.key(2), 16, batch_size=2, **cond)
     sampled = np.asarray(gen.run(16))
     assert sampled.dtype == np.int32 and 0 <= sampled.min() and sampled.max() < net.num_classes
-    assert {str(b.dtype) for b in (gen.state.buffer, gen.state.taps)} == {"bfloat16"}
+    assert (str(gen.state.buffer.dtype), str(gen.state.taps.dtype)) == ("uint16", "bfloat16")
+
+
+def test_bfloat16_ring_buffer_is_written_in_place_without_a_float32_copy():
+    """XLA:CPU has no bfloat16 dynamic-update-slice: a bfloat16 buffer was converted whole to
+    float32 and back around every layer's write (18x slower generation than float32). Stored
+    as uint16 bits, the compiled step holds no float32 array of the buffer's shape, and the
+    taps read back are the bfloat16 values written."""
+    net = WaveNet(**SMALL, **WAVENETS["softmax"], dtype=BF16)
+    state = generation.init_state(net, None, 2)
+    layers = len(net.layer_dilations)
+    inputs = jax.random.normal(jax.random.key(0), (layers, 2, SMALL["residual_channels"]), BF16)
+    remember = jax.jit(lambda state, inputs: generation.fast._remember(net, state, inputs))
+    hlo = remember.lower(state, inputs).compile().as_text()
+    buffer_shape = ",".join(map(str, state.buffer.shape))
+    assert f"f32[{buffer_shape}]" not in hlo and f"bf16[{buffer_shape}]" not in hlo
+    # Kernel size 2: after writing step 0, the next step's single past tap of every layer
+    # (lag = its dilation) is still empty, except a dilation-1 layer's, which reads step 0.
+    taps = remember(state, inputs).taps
+    assert taps.dtype == BF16
+    for layer, dilation in enumerate(net.layer_dilations):
+        expected = inputs[layer] if dilation == 1 else jnp.zeros_like(inputs[layer])
+        np.testing.assert_array_equal(taps[layer], expected)
 
 
 def test_wavenet_task_trains_in_bfloat16_with_a_float32_loss():
@@ -198,7 +221,7 @@ def test_autoencoder_decode_path_runs_in_bfloat16(bottleneck):
     assert relative_error(logits, stepped) <= TOL_STEPS
     gen = generation.Generator(decoder, dec_vars, jax.random.key(3), 64, batch_size=2,
                                local_cond=out.quantized)
-    assert {str(b.dtype) for b in (gen.state.buffer, gen.state.taps)} == {"bfloat16"}
+    assert (str(gen.state.buffer.dtype), str(gen.state.taps.dtype)) == ("uint16", "bfloat16")
     assert gen.run(64).shape == (2, 64)
     assert_bf16_ops(lambda v, c, q: generation.teacher_force(decoder, v, c, local_cond=q),
                     dec_vars, inputs, out.quantized)
