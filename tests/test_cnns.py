@@ -275,6 +275,38 @@ def test_max_pool_matches_torch(size, window, stride, padding, ceil_mode):
                                   _nhwc(ref))
 
 
+@pytest.mark.parametrize("window,stride,padding,ceil_mode",
+                         [(3, 2, 0, True), (3, 2, 1, False), (3, 1, 1, True), (2, 2, 0, False)])
+def test_max_pool_gradient_matches_torch_with_ties(window, stride, padding, ceil_mode):
+    """Integer-valued inputs make many windows hold their maximum twice: the gradient goes
+    to the first in row-major order, as torch routes it, and overlapping windows add up."""
+    torch = _torch()
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (2, 11, 12, 3)).astype(np.float32)
+    y = max_pool(jnp.asarray(x), window, stride, padding, ceil_mode)
+    cotangent = rng.standard_normal(y.shape).astype(np.float32)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(
+        max_pool(x, window, stride, padding, ceil_mode) * cotangent)))(jnp.asarray(x))
+    xt = _nchw(x).requires_grad_(True)
+    ref = torch.nn.functional.max_pool2d(xt, window, stride, padding, ceil_mode=ceil_mode)
+    ref.backward(_nchw(cotangent))
+    np.testing.assert_allclose(grad, _nhwc(xt.grad), rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_gradient_has_no_select_and_scatter_and_keeps_bfloat16():
+    """XLA:CPU expands select-and-scatter (reduce_window's own max gradient) into index
+    arrays and a scatter; `window_max` writes its gradient out tap by tap instead."""
+    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3), jnp.bfloat16)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(max_pool(x, 3, 2, 1).astype(jnp.float32))))
+    assert "select_and_scatter" not in grad.lower(x).as_text()
+    g = grad(x)
+    assert g.dtype == jnp.bfloat16
+    # The same routing as float32 on the same values: each position's gradient is the number
+    # of windows it tops (a small integer, exact in bfloat16).
+    counts = jax.grad(lambda x: jnp.sum(max_pool(x, 3, 2, 1)))(x.astype(jnp.float32))
+    np.testing.assert_array_equal(g.astype(jnp.float32), counts)
+
+
 def test_avg_pool_matches_torch():
     torch = _torch()
     x = np.random.default_rng(2).standard_normal((2, 9, 6, 4)).astype(np.float32)

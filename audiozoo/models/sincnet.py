@@ -36,6 +36,7 @@ import numpy as np
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.pooling import window_max
 from audiozoo.nn.sinc import SincConv, sinc_filters
 
 # Dense init of the reference: U(+-sqrt(0.01 / (fan_in + fan_out))) = variance scaling over
@@ -169,7 +170,7 @@ class SincNet(nn.Module):
         # pool then keeps its envelope.
         layers = [lambda h: jnp.abs(self.sinc(h)), *self.convs]
         for layer, norm, pool in zip(layers, self.conv_norms, self.pool_sizes):
-            x = nn.max_pool(layer(x), (pool,), strides=(pool,), padding="VALID")
+            x = window_max(layer(x), (pool,), (pool,))
             x = self._act(norm(x))
             x = self.conv_drop(x, deterministic=not train)
         # Channel-major, like PyTorch's [batch, channels, time].view(batch, -1).

@@ -20,6 +20,8 @@ the result is identical to torch's.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from typing import Sequence
 
@@ -106,7 +108,60 @@ def max_pool(x: jax.Array, window: int, stride: int, padding: int = 0,
              ceil_mode: bool = False) -> jax.Array:
     """`nn.MaxPool2d(window, stride, padding, ceil_mode=...)` over NHWC; pads with -inf."""
     pads = [_torch_padding(n, window, stride, padding, ceil_mode) for n in x.shape[1:3]]
-    return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
+    return window_max(x, (window, window), (stride, stride), pads)
+
+
+def window_max(x: jax.Array, window: Sequence[int], strides: Sequence[int],
+               padding: Sequence[tuple[int, int]] | None = None) -> jax.Array:
+    """Max over windows of x [batch, *spatial, channels] (`nn.max_pool` with explicit
+    (low, high) -inf padding per spatial axis), whose gradient goes to the first maximum of
+    each window in row-major order, as PyTorch's max pools route it.
+
+    The gradient is written out tap by tap (`_window_max_grad`): XLA:CPU expands the
+    select-and-scatter that `reduce_window`'s own gradient lowers to into a reduce over one
+    int32 index array per axis and a scatter, which took about half of SqueezeNet's training
+    step (experiments/benchmark/README.md)."""
+    window, strides = tuple(map(int, window)), tuple(map(int, strides))
+    if padding is not None and any(low or high for low, high in padding):
+        x = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
+    return _window_max(x, window, strides)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _window_max(x, window, strides):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *strides, 1),
+                                 "VALID")
+
+
+def _window_max_forward(x, window, strides):
+    y = _window_max(x, window, strides)
+    return y, (x, y)
+
+
+def _window_max_grad(window, strides, residuals, grad):
+    """Each tap's strided view of x is compared with the window maxima; the first tap that
+    holds a window's maximum takes its gradient, placed back by interior padding."""
+    x, y = residuals
+    # In float32 whatever x's dtype: exact for the comparisons, and XLA:CPU would convert
+    # every bfloat16 tap to float32 and back.
+    dtype = grad.dtype
+    x, y, grad = (a.astype(jnp.float32) for a in (x, y, grad))
+    dx = jnp.zeros_like(x)
+    taken = jnp.zeros(y.shape, bool)
+    for offset in itertools.product(*map(range, window)):
+        ends = [o + (n - 1) * s + 1 for o, n, s in zip(offset, y.shape[1:-1], strides)]
+        view = jax.lax.slice(x, (0, *offset, 0), (x.shape[0], *ends, x.shape[-1]),
+                             (1, *strides, 1))
+        first = (view == y) & ~taken
+        taken = taken | first
+        pads = [(o, size - end, s - 1) for o, end, size, s in
+                zip(offset, ends, x.shape[1:-1], strides)]
+        dx = dx + jax.lax.pad(jnp.where(first, grad, 0), jnp.zeros((), grad.dtype),
+                              [(0, 0, 0), *pads, (0, 0, 0)])
+    return (dx.astype(dtype),)
+
+
+_window_max.defvjp(_window_max_forward, _window_max_grad)
 
 
 def avg_pool(x: jax.Array, window: int | Sequence[int]) -> jax.Array:
