@@ -82,3 +82,35 @@ def test_long_sequences_take_the_per_head_path_on_cpu(monkeypatch):
     looped = layer.apply(variables, x, mask)
     monkeypatch.setattr(transformer, "_attend_per_head", lambda *shapes: False)
     np.testing.assert_allclose(looped, layer.apply(variables, x, mask), atol=1e-5)
+
+
+def test_dense_matches_flax_and_accumulates_half_precision_in_float32():
+    """`audiozoo.nn.dense.Dense` has nn.Dense's parameters and values; with bfloat16 operands
+    its matmul (forward and both gradients) accumulates in float32 and rounds to bfloat16, the
+    form whose kernel gradient XLA:CPU keeps in the kernel's layout."""
+    from flax import linen as nn
+    from helpers import heavy_ops
+
+    from audiozoo.nn.dense import Dense
+
+    x = jax.random.normal(jax.random.key(0), (4, 6, 16))
+    ours, theirs = Dense(8), nn.Dense(8)
+    variables = ours.init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
+        jnp.shape, theirs.init(jax.random.key(1), x))
+    np.testing.assert_array_equal(ours.apply(variables, x), theirs.apply(variables, x))
+    half, flax_half = ours.clone(dtype=jnp.bfloat16), theirs.clone(dtype=jnp.bfloat16)
+    y = half.apply(variables, x)
+    assert y.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(y, flax_half.apply(variables, x))
+
+    def loss(variables, x):
+        return jnp.sum(half.apply(variables, x).astype(jnp.float32) ** 2)
+
+    dots = heavy_ops(jax.grad(loss, (0, 1)), variables, x)
+    assert len(dots) == 3  # forward, input gradient, kernel gradient
+    for eqn in dots:
+        assert {str(v.aval.dtype) for v in eqn.invars} == {"bfloat16"}
+        assert eqn.params["preferred_element_type"] == jnp.float32
+    grads = jax.grad(loss, (0, 1))(variables, x)
+    assert grads[0]["params"]["kernel"].dtype == jnp.float32

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.pooling import adaptive_avg_pool, as_image, flatten_chw, max_pool
 
 # (channels, kernel, stride, padding, max pool after) of torchvision's `features`.
@@ -41,7 +42,7 @@ class AlexNet(nn.Module):
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="fc3")
+        self.head = Dense(self.num_classes, dtype=self.dtype, name="fc3")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -56,7 +57,7 @@ class AlexNet(nn.Module):
         # torchvision: Dropout -> Linear -> ReLU -> Dropout -> Linear -> ReLU -> Linear.
         for i in range(2):
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"fc{i + 1}")(x))
+            x = nn.relu(Dense(self.hidden, dtype=self.dtype, name=f"fc{i + 1}")(x))
         return x
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

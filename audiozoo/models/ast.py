@@ -45,6 +45,7 @@ from audiozoo.models.hf_checkpoint import (CheckpointFormatError, as_is, check_s
                                            dense, encoder_names, layer_norm, load_hf_dir, take,
                                            take_all)
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.transformer import Encoder
 
 TOKEN_INIT = nn.initializers.truncated_normal(0.02)  # DeiT / AST's trunc_normal_(std=.02)
@@ -129,7 +130,7 @@ class AST(nn.Module):
                                layer_norm_first=True, dtype=self.dtype)
         if self.num_classes:
             self.head_norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype)
-            self.head = nn.Dense(self.num_classes, dtype=self.dtype)
+            self.head = Dense(self.num_classes, dtype=self.dtype)
 
     def _check_input(self, x: jax.Array) -> None:
         if x.ndim != 3 or x.shape[2] != self.num_mel_bins:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.layers import batch_norm
 from audiozoo.nn.pooling import as_image, avg_pool
 
@@ -62,8 +63,8 @@ class Cnn14(nn.Module):
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, kernel_init=INIT, dtype=self.dtype,
-                             name="fc_audioset")
+        self.head = Dense(self.num_classes, kernel_init=INIT, dtype=self.dtype,
+                          name="fc_audioset")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -79,8 +80,8 @@ class Cnn14(nn.Module):
         x = x.mean(axis=2)                      # over frequency -> [batch, frames, channels]
         x = x.max(axis=1) + x.mean(axis=1)      # max + mean over time
         x = nn.Dropout(self.head_dropout, deterministic=not train)(x)
-        return nn.relu(nn.Dense(self.embedding_dim, kernel_init=INIT, dtype=self.dtype,
-                                name="fc1")(x))
+        return nn.relu(Dense(self.embedding_dim, kernel_init=INIT, dtype=self.dtype,
+                             name="fc1")(x))
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train))

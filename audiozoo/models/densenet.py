@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import as_image, avg_pool, global_avg_pool, max_pool
 
@@ -86,8 +87,8 @@ class DenseNet(nn.Module):
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, bias_init=nn.initializers.zeros,
-                             dtype=self.dtype, name="classifier")
+        self.head = Dense(self.num_classes, bias_init=nn.initializers.zeros,
+                          dtype=self.dtype, name="classifier")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.pooling import as_image
 
 # (name, kernel, stride over (bins, frames)) of layers 0..7 and 7_1; widths are `channels`.
@@ -64,11 +65,11 @@ class PitchClassifier(nn.Module):
         if len(self.channels) != len(LAYERS):
             raise ValueError(f"channels has {len(self.channels)} widths; the network has "
                              f"{len(LAYERS)} strided convs")
-        self.hidden_layer = nn.Dense(self.hidden, use_bias=False, kernel_init=INIT,
-                                     dtype=self.dtype, name="conv8")
+        self.hidden_layer = Dense(self.hidden, use_bias=False, kernel_init=INIT,
+                                  dtype=self.dtype, name="conv8")
         self.hidden_norm = self._norm("bn8")
-        self.logits_layer = nn.Dense(self.num_classes, use_bias=False, kernel_init=INIT,
-                                     dtype=self.dtype, name="logits")
+        self.logits_layer = Dense(self.num_classes, use_bias=False, kernel_init=INIT,
+                                  dtype=self.dtype, name="logits")
         self.logits_norm = self._norm("bn_logits")
 
     def _norm(self, name: str) -> nn.BatchNorm:

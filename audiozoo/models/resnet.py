@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import as_image, global_avg_pool, max_pool
 
@@ -99,7 +100,7 @@ class ResNet(nn.Module):
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="fc")
+        self.head = Dense(self.num_classes, dtype=self.dtype, name="fc")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:

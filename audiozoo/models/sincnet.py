@@ -36,6 +36,7 @@ import numpy as np
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.pooling import window_max
 from audiozoo.nn.sinc import SincConv, sinc_filters
 
@@ -120,11 +121,11 @@ class SincNet(nn.Module):
         self.conv_norms = [StdLayerNorm(1, eps, dtype) for _ in self.pool_sizes]
         self.conv_drop = nn.Dropout(self.conv_dropout)
         self.dnn_input_norm = StdLayerNorm(-1, eps, dtype) if self.dnn_input_layer_norm else None
-        self.dense = [nn.Dense(f, kernel_init=_dense_init, dtype=dtype) for f in self.dnn_features]
+        self.dense = [Dense(f, kernel_init=_dense_init, dtype=dtype) for f in self.dnn_features]
         self.batch_norms = [nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype)
                             for _ in self.dnn_features]
         self.dnn_drop = nn.Dropout(self.dnn_dropout)
-        self.classifier = nn.Dense(self.num_classes, kernel_init=_dense_init, dtype=dtype)
+        self.classifier = Dense(self.num_classes, kernel_init=_dense_init, dtype=dtype)
 
     def _check_fields(self):
         if len(self.conv_features) != len(self.conv_kernel_sizes):

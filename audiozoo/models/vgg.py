@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.layers import batch_norm, torch_conv
 from audiozoo.nn.pooling import adaptive_avg_pool, as_image, flatten_chw, max_pool
 
@@ -48,8 +49,8 @@ class VGG(nn.Module):
     input_kind: ClassVar[str] = "logmel"
 
     def setup(self):
-        self.head = nn.Dense(self.num_classes, kernel_init=DENSE_INIT, dtype=self.dtype,
-                             name="fc3")
+        self.head = Dense(self.num_classes, kernel_init=DENSE_INIT, dtype=self.dtype,
+                          name="fc3")
 
     @nn.compact
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -68,8 +69,8 @@ class VGG(nn.Module):
         x = flatten_chw(adaptive_avg_pool(x, 7))
         # torchvision: Linear -> ReLU -> Dropout -> Linear -> ReLU -> Dropout -> Linear.
         for i in range(2):
-            x = nn.relu(nn.Dense(self.hidden, kernel_init=DENSE_INIT, dtype=self.dtype,
-                                 name=f"fc{i + 1}")(x))
+            x = nn.relu(Dense(self.hidden, kernel_init=DENSE_INIT, dtype=self.dtype,
+                              name=f"fc{i + 1}")(x))
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return x
 

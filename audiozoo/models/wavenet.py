@@ -34,6 +34,7 @@ from flax import linen as nn
 
 from audiozoo.audio.mulaw import linear_dequantize
 from audiozoo.nn.conv import CausalConv1D, dilation_schedule
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.gated import GatedResidualBlock
 from audiozoo.nn.mixture_logistics import mol_num_params
 from audiozoo.nn.upsample import ConditionUpsampler
@@ -136,7 +137,7 @@ class WaveNet(nn.Module):
 
     def setup(self):
         self._check_fields()
-        dense = functools.partial(nn.Dense, dtype=self.dtype)
+        dense = functools.partial(Dense, dtype=self.dtype)
         if not self.reads_values:
             # One-hot input followed by a 1x1 conv, as a lookup table.
             self.input_proj = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype)

@@ -20,6 +20,7 @@ from flax import linen as nn
 
 from audiozoo.nn.conv import dilation_schedule
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 
 
 class DilatedEncoder(nn.Module):
@@ -57,7 +58,7 @@ class DilatedEncoder(nn.Module):
             raise ValueError(f"hop_length={self.hop_length} must be >= 1")
         conv = functools.partial(Conv, self.channels, (self.kernel_size,), padding="SAME",
                                  dtype=self.dtype)
-        dense = functools.partial(nn.Dense, dtype=self.dtype)
+        dense = functools.partial(Dense, dtype=self.dtype)
         h = conv(name="start")(x)
         for i, dilation in enumerate(self.dilations):
             r = conv(kernel_dilation=(dilation,), name=f"dilated_{i}")(nn.relu(h))

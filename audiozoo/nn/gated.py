@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from audiozoo.nn.conv import CausalConv1D
+from audiozoo.nn.dense import Dense
 
 
 def gated_activation(h):
@@ -49,7 +50,7 @@ class GatedResidualBlock(nn.Module):
             raise ValueError(
                 f"gate_channels={self.gate_channels} must be even: it is split into filter and gate"
             )
-        dense = functools.partial(nn.Dense, dtype=self.dtype)
+        dense = functools.partial(Dense, dtype=self.dtype)
         self.dilated = CausalConv1D(self.gate_channels, self.kernel_size, self.dilation,
                                     dtype=self.dtype)
         self.global_proj = dense(self.gate_channels, use_bias=False) if self.use_global else None

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from audiozoo.nn.dense import Dense
+
 # big_vision / flax ViT initialisation for the encoder's projections.
 DENSE_INIT = nn.initializers.xavier_uniform()
 
@@ -134,8 +136,8 @@ class MultiHeadAttention(nn.Module):
         head_dim = dim // self.num_heads
 
         def project(name):  # -> [batch, heads, time, head_dim]
-            y = nn.Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, dtype=self.dtype,
-                         name=name)(x)
+            y = Dense(dim, use_bias=self.use_bias, kernel_init=DENSE_INIT, dtype=self.dtype,
+                      name=name)(x)
             return jnp.moveaxis(y.reshape(*x.shape[:-1], self.num_heads, head_dim), -2, 1)
 
         q, k, v = project("query"), project("key"), project("value")
@@ -147,7 +149,7 @@ class MultiHeadAttention(nn.Module):
         else:
             y = attend(q, k, v, mask, normalise_output=train)
         y = jnp.moveaxis(y, 1, -2).reshape(x.shape)
-        return nn.Dense(dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="out")(y)
+        return Dense(dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="out")(y)
 
 
 class MLP(nn.Module):
@@ -160,10 +162,10 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        h = nn.Dense(self.mlp_dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="fc1")(x)
+        h = Dense(self.mlp_dim, kernel_init=DENSE_INIT, dtype=self.dtype, name="fc1")(x)
         h = gelu(h)
         h = nn.Dropout(self.activation_dropout, deterministic=not train)(h)
-        h = nn.Dense(x.shape[-1], kernel_init=DENSE_INIT, dtype=self.dtype, name="fc2")(h)
+        h = Dense(x.shape[-1], kernel_init=DENSE_INIT, dtype=self.dtype, name="fc2")(h)
         return nn.Dropout(self.dropout, deterministic=not train)(h)
 
 

@@ -20,6 +20,7 @@ from flax import linen as nn
 
 from audiozoo.models.wav2vec2.masking import compute_mask
 from audiozoo.nn.convolution import Conv
+from audiozoo.nn.dense import Dense
 from audiozoo.nn.transformer import Encoder, gelu
 
 FEATURE_NORMS = ("group", "layer")
@@ -99,9 +100,9 @@ class FeatureProjection(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         normed = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm")(x)
         fan_in = x.shape[-1]
-        hidden = nn.Dense(self.features, dtype=self.dtype, name="projection",
-                          kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
-                          bias_init=_uniform(1 / math.sqrt(fan_in)))(normed)
+        hidden = Dense(self.features, dtype=self.dtype, name="projection",
+                       kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                       bias_init=_uniform(1 / math.sqrt(fan_in)))(normed)
         return nn.Dropout(self.dropout, deterministic=not train)(hidden), normed
 
 

@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 from audiozoo.models.wav2vec2.backbone import LARGE_LV60, Wav2Vec2, Wav2Vec2Fields
+from audiozoo.nn.dense import Dense
 
 
 class Wav2Vec2Classifier(Wav2Vec2Fields):
@@ -30,8 +30,8 @@ class Wav2Vec2Classifier(Wav2Vec2Fields):
 
     def setup(self):
         self.wav2vec2 = Wav2Vec2(**self.backbone_fields())
-        self.projector = nn.Dense(self.classifier_proj_size, dtype=self.dtype)
-        self.classifier = nn.Dense(self.num_classes, dtype=self.dtype)
+        self.projector = Dense(self.classifier_proj_size, dtype=self.dtype)
+        self.classifier = Dense(self.num_classes, dtype=self.dtype)
 
     def features(self, x: jax.Array, train: bool = False,
                  attention_mask: jax.Array | None = None) -> jax.Array:

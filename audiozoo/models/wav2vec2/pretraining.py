@@ -17,6 +17,7 @@ from flax import linen as nn
 
 from audiozoo.models.wav2vec2.backbone import Wav2Vec2
 from audiozoo.models.wav2vec2.quantizer import GumbelVectorQuantizer
+from audiozoo.nn.dense import Dense
 
 
 class PretrainingOutputs(NamedTuple):
@@ -52,8 +53,8 @@ class Wav2Vec2ForPreTraining(nn.Module):
         if self.wav2vec2 is None:
             raise ValueError("Wav2Vec2ForPreTraining needs wav2vec2=Wav2Vec2(...)")
         out = self.wav2vec2.encode(waveform, train, mask_time_indices, attention_mask)
-        projected = nn.Dense(self.proj_codevector_dim, dtype=self.dtype,
-                             name="project_hid")(out.last_hidden_state)
+        projected = Dense(self.proj_codevector_dim, dtype=self.dtype,
+                          name="project_hid")(out.last_hidden_state)
         features = nn.Dropout(self.feat_quantizer_dropout, deterministic=not train)(
             out.extract_features)
         quantizer = GumbelVectorQuantizer(self.num_codevector_groups,
@@ -61,6 +62,6 @@ class Wav2Vec2ForPreTraining(nn.Module):
                                           self.dtype, name="quantizer")
         quantized, perplexity = quantizer(features, mask_time_indices, temperature=temperature,
                                           train=train)
-        quantized = nn.Dense(self.proj_codevector_dim, dtype=self.dtype,
-                             name="project_q")(quantized)
+        quantized = Dense(self.proj_codevector_dim, dtype=self.dtype,
+                          name="project_q")(quantized)
         return PretrainingOutputs(projected, quantized, perplexity, out.conv_features)

@@ -16,6 +16,7 @@ from flax import linen as nn
 
 from audiozoo.models.wav2vec2.backbone import UNIT_UNIFORM
 from audiozoo.models.wav2vec2.objective import codebook_perplexity
+from audiozoo.nn.dense import Dense
 
 
 class GumbelVectorQuantizer(nn.Module):
@@ -46,8 +47,8 @@ class GumbelVectorQuantizer(nn.Module):
         # weights they are tens, where bfloat16's steps are 0.125, and divided by a
         # temperature down to 0.5 the rounding would move the Gumbel softmax's probabilities
         # (and the diversity loss's perplexity) by up to 13%.
-        logits = nn.Dense(g * v, name="weight_proj", kernel_init=nn.initializers.normal(1.0),
-                          bias_init=nn.initializers.zeros, dtype=jnp.float32)(x)
+        logits = Dense(g * v, name="weight_proj", kernel_init=nn.initializers.normal(1.0),
+                       bias_init=nn.initializers.zeros, dtype=jnp.float32)(x)
         logits = logits.reshape(*x.shape[:-1], g, v)
         if train:
             gumbel = jax.random.gumbel(self.make_rng("gumbel"), logits.shape)
