@@ -122,30 +122,31 @@ def window_max(x: jax.Array, window: Sequence[int], strides: Sequence[int],
     int32 index array per axis and a scatter; without them SqueezeNet's training step ran
     1.2-1.4x faster in float32 and 1.6-2.0x in bfloat16 (experiments/benchmark/README.md)."""
     window, strides = tuple(map(int, window)), tuple(map(int, strides))
-    if padding is not None and any(low or high for low, high in padding):
-        x = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
-    return _window_max(x, window, strides)
+    padding = tuple((int(low), int(high)) for low, high in padding or [(0, 0)] * len(window))
+    return _window_max(x, window, strides, padding)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _window_max(x, window, strides):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _window_max(x, window, strides, padding):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *strides, 1),
-                                 "VALID")
+                                 ((0, 0), *padding, (0, 0)))
 
 
-def _window_max_forward(x, window, strides):
-    y = _window_max(x, window, strides)
+def _window_max_forward(x, window, strides, padding):
+    y = _window_max(x, window, strides, padding)
     return y, (x, y)
 
 
-def _window_max_grad(window, strides, residuals, grad):
-    """Each tap's strided view of x is compared with the window maxima; the first tap that
-    holds a window's maximum takes its gradient, placed back by interior padding."""
+def _window_max_grad(window, strides, padding, residuals, grad):
+    """Each tap's strided view of the -inf padded x is compared with the window maxima; the
+    first tap that holds a window's maximum takes its gradient, placed back by interior
+    padding. The padding is made here, not in the forward pass, which does without it."""
     x, y = residuals
     # In float32 whatever x's dtype: exact for the comparisons, and XLA:CPU would convert
     # every bfloat16 tap to float32 and back.
     dtype = grad.dtype
     x, y, grad = (a.astype(jnp.float32) for a in (x, y, grad))
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
     dx = jnp.zeros_like(x)
     taken = jnp.zeros(y.shape, bool)
     for offset in itertools.product(*map(range, window)):
@@ -158,7 +159,9 @@ def _window_max_grad(window, strides, residuals, grad):
                 zip(offset, ends, x.shape[1:-1], strides)]
         dx = dx + jax.lax.pad(jnp.where(first, grad, 0), jnp.zeros((), grad.dtype),
                               [(0, 0, 0), *pads, (0, 0, 0)])
-    return (dx.astype(dtype),)
+    unpadded = dx[(slice(None), *(slice(low, size - high) for (low, high), size
+                                   in zip(padding, x.shape[1:-1])), slice(None))]
+    return (unpadded.astype(dtype),)
 
 
 _window_max.defvjp(_window_max_forward, _window_max_grad)
