@@ -33,3 +33,21 @@ def call_seconds(fn: Callable[[], object], repeats: int, reduce: str = "min") ->
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return float({"min": np.min, "median": np.median}[reduce](times))
+
+
+def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int,
+                        reduce: str = "min") -> dict[str, float]:
+    """Seconds per call of each of fns, timed in turn (one call of each per round, `repeats`
+    rounds, after one warm-up call of each): on a machine whose speed drifts, every
+    contender sees the same drift, so their ratio holds where back-to-back blocks of calls
+    would not. Each function must block on its own result (jax results are blocked here)."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    pick = {"min": np.min, "median": np.median}[reduce]
+    return {name: float(pick(t)) for name, t in times.items()}

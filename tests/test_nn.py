@@ -114,3 +114,32 @@ def test_dense_matches_flax_and_accumulates_half_precision_in_float32():
         assert eqn.params["preferred_element_type"] == jnp.float32
     grads = jax.grad(loss, (0, 1))(variables, x)
     assert grads[0]["params"]["kernel"].dtype == jnp.float32
+
+
+def test_large_float32_dense_runs_as_a_convolution_on_cpu_with_the_same_values():
+    """At least 1,024 rows through a kernel of at least 64 x 128, a float32 Dense on CPU
+    computes its product as a width-1 convolution (faster there; see `cpu_dot_is_slow`) and
+    its gradients as matmuls: values and gradients match nn.Dense to float32 rounding.
+    Smaller products stay plain dots."""
+    from flax import linen as nn
+    from helpers import heavy_ops
+
+    from audiozoo.nn import dense
+
+    def loss(layer):
+        return lambda variables, x: jnp.sum(jnp.sin(layer.apply(variables, x)))
+
+    large = jax.random.normal(jax.random.key(0), (2, 512, 64))
+    ours, theirs = dense.Dense(128), nn.Dense(128)
+    variables = ours.init(jax.random.key(1), large)
+    primitives = [str(e.primitive) for e in heavy_ops(jax.grad(loss(ours), (0, 1)), variables,
+                                                      large)]
+    assert primitives == ["conv_general_dilated", "dot_general", "dot_general"]
+    np.testing.assert_allclose(ours.apply(variables, large), theirs.apply(variables, large),
+                               rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), (0, 1))(variables, large)),
+                    jax.tree.leaves(jax.grad(loss(theirs), (0, 1))(variables, large))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    small = large[:, :511]  # 1,022 rows
+    assert [str(e.primitive) for e in heavy_ops(ours.apply, variables, small)] == ["dot_general"]
+    assert not dense.cpu_dot_is_slow(1024, 64, 64) and dense.cpu_dot_is_slow(1024, 64, 128)

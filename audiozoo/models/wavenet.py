@@ -34,7 +34,7 @@ from flax import linen as nn
 
 from audiozoo.audio.mulaw import linear_dequantize
 from audiozoo.nn.conv import CausalConv1D, dilation_schedule
-from audiozoo.nn.dense import Dense
+from audiozoo.nn.dense import Dense, dot_general
 from audiozoo.nn.gated import GatedResidualBlock
 from audiozoo.nn.mixture_logistics import mol_num_params
 from audiozoo.nn.upsample import ConditionUpsampler
@@ -57,7 +57,8 @@ class LogitsDense(nn.Module):
                             (x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         x = x.astype(self.dtype)
-        y = jnp.matmul(x, kernel.astype(x.dtype), preferred_element_type=jnp.float32)
+        y = dot_general(x, kernel.astype(x.dtype), (((x.ndim - 1,), (0,)), ((), ())),
+                        preferred_element_type=jnp.float32)
         return y + bias
 
 

@@ -9,13 +9,20 @@ matmul on half-precision operands, written out so that the kernel's comes out as
 [in, out] = x^T g. Left to autodiff, XLA:CPU produced it as [out, in] and transposed it
 inside the optimiser's update, which for VGG-11's first classifier layer (100M weights) took
 longer than the whole float32 training step: bfloat16 training of VGG-11 and AlexNet ran about
-2x faster with this layer (experiments/benchmark/README.md). Other dtypes and contractions go
-to `jax.lax.dot_general` unchanged.
+2x faster with this layer (experiments/benchmark/README.md).
+
+In float32 on CPU, a large product (`cpu_dot_is_slow`: at least 1,024 rows through a kernel
+of at least 64 x 128, e.g. AST's and WaveNet's per-token / per-sample layers) runs as a width-1
+convolution (`matmul_as_conv`), which XLA rewrites into a dot that its Eigen runtime computes;
+the plain dot goes to YNNPACK, 5-30% slower on these shapes on the CPUs measured
+(experiments/benchmark/dense_paths.py). Its gradients are plain matmuls. Other dtypes,
+shapes, backends and contractions go to `jax.lax.dot_general` unchanged.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -27,16 +34,55 @@ HALF_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None,
                 **kwargs):
-    """`jax.lax.dot_general`, except that nn.Dense's product (lhs [..., in] @ rhs [in, out])
-    of two half-precision operands of one dtype goes through `half_matmul`."""
+    """`jax.lax.dot_general`, except for nn.Dense's product (lhs [..., in] @ rhs [in, out]):
+    two half-precision operands of one dtype go through `half_matmul`, and large float32
+    products on CPU through `matmul_as_conv`."""
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     dense = (tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,)
-             and rhs.ndim == 2 and not lhs_batch and not rhs_batch)
-    if (dense and preferred_element_type is None and not kwargs and lhs.dtype == rhs.dtype
-            and jnp.dtype(lhs.dtype) in HALF_PRECISION):
+             and rhs.ndim == 2 and not lhs_batch and not rhs_batch and not kwargs
+             and lhs.dtype == rhs.dtype)
+    dtype = jnp.dtype(lhs.dtype)
+    if dense and preferred_element_type is None and dtype in HALF_PRECISION:
         return half_matmul(lhs, rhs, precision)
+    if (dense and dtype == jnp.float32 and preferred_element_type in (None, jnp.float32)
+            and cpu_dot_is_slow(math.prod(lhs.shape[:-1]), *rhs.shape)):
+        return matmul_as_conv(lhs, rhs, precision)
     return lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type,
                            **kwargs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def matmul_as_conv(x, kernel, precision=None):
+    """x [..., in] @ kernel [in, out] as a width-1 convolution over the rows; its gradient
+    is the plain matmuls (a convolution's weight gradient is slower than x^T g here)."""
+    rows = x.reshape(1, -1, x.shape[-1])
+    out = lax.conv_general_dilated(rows, kernel[None], (1,), [(0, 0)], precision=precision,
+                                   dimension_numbers=("NWC", "WIO", "NWC"))
+    return out.reshape(*x.shape[:-1], kernel.shape[-1])
+
+
+def _matmul_as_conv_forward(x, kernel, precision):
+    return matmul_as_conv(x, kernel, precision), (x, kernel)
+
+
+def _matmul_as_conv_grad(precision, residuals, grad):
+    x, kernel = residuals
+    dx = lax.dot_general(grad, kernel, (((grad.ndim - 1,), (1,)), ((), ())), precision)
+    rows = tuple(range(x.ndim - 1))
+    return dx, lax.dot_general(x, grad, ((rows, rows), ((), ())), precision)
+
+
+matmul_as_conv.defvjp(_matmul_as_conv_forward, _matmul_as_conv_grad)
+
+
+def cpu_dot_is_slow(rows: int, features_in: int, features_out: int) -> bool:
+    """Where XLA:CPU's float32 dot is slower than the same product as a width-1 convolution:
+    at least 1,024 rows and a kernel of at least 64 x 128 (the region measured by
+    `experiments/benchmark/dense_paths.py --grid`; smaller products are level or faster as a
+    dot)."""
+    if jax.default_backend() != "cpu":
+        return False
+    return rows >= 1024 and features_in * features_out >= 64 * 128
 
 
 def _product(a, b, contracting, precision):

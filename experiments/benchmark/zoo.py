@@ -13,7 +13,8 @@ equal), Hugging Face's ASTForAudioClassification and Wav2Vec2Model / ...ForSeque
 audiozoo's) for training and its incremental_forward for generation. bfloat16 rows: audiozoo
 with model dtype bfloat16 (parameters float32), the peer under torch.autocast(bfloat16).
 Ratio = audiozoo / peer throughput (above 1 = audiozoo faster). Every figure is the median of
-`--repeats` timed calls after a compile-and-warm-up call.
+`--repeats` rounds after a compile-and-warm-up call, each round timing one audiozoo call and
+then one peer call, so that the machine's speed drifting during the run moves both alike.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import contextlib
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch_peers import cnn_peer, parameter_count, sincnet_peer  # noqa: E402
 
 from audiozoo import generation  # noqa: E402
-from audiozoo.benchmarking import call_seconds, device_label  # noqa: E402
+from audiozoo.benchmarking import device_label, interleaved_seconds  # noqa: E402
 from audiozoo.models import build_model  # noqa: E402
 from audiozoo.models.wavenet import WaveNet  # noqa: E402
 
@@ -122,21 +122,19 @@ def jax_train_step(model, x, labels):
     return step, opt
 
 
-def measure_jax(w: Workload, dtype: str, repeats: int) -> dict:
+def jax_calls(w: Workload, dtype: str) -> dict:
+    """{"infer": call, "train": call, "params": count}: the jitted calls to time."""
     x = jax_inputs(w)
     if w.name == "wavenet_generation":
         net = jax_model("wavenet", dtype)
         variables = net.init(jax.random.key(0), x[:, :8])
-        run = lambda: generation.sample(net, variables, jax.random.key(1), w.shape[0],  # noqa: E731
-                                        batch_size=w.batch)
-        return {"infer": w.batch * w.shape[0] / call_seconds(run, repeats, "median")}
+        return {"infer": lambda: generation.sample(net, variables, jax.random.key(1),
+                                                   w.shape[0], batch_size=w.batch)}
     model = jax_model(w.name, dtype)
     variables = model.init(jax.random.key(0), x)
     forward = jax.jit(lambda v, x: jax_forward(model, v, x))
-    scale = w.shape[0] if w.name == "wavenet" else 1
-    row = {"infer": w.batch * scale / call_seconds(lambda: forward(variables, x), repeats,
-                                                   "median"),
-           "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))}
+    calls = {"infer": lambda: forward(variables, x),
+             "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))}
     if w.name == "wav2vec2":  # train the sequence classifier, as the classify task does
         model = build_model({"name": "wav2vec2_classifier", "num_classes": 35,
                              "classifier_proj_size": 256, "dtype": dtype})
@@ -146,9 +144,8 @@ def measure_jax(w: Workload, dtype: str, repeats: int) -> dict:
     step, opt = jax_train_step(model, x, labels)
     opt_state = opt.init(params)
     rng = jax.random.key(2)
-    row["train"] = w.batch * scale / call_seconds(lambda: step(params, rest, opt_state, rng),
-                                                  repeats, "median")
-    return row
+    calls["train"] = lambda: step(params, rest, opt_state, rng)
+    return calls
 
 
 # ---- PyTorch peers ------------------------------------------------------------------------
@@ -187,17 +184,9 @@ def torch_logits(name, model, x):
     return out
 
 
-def torch_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def measure_torch(w: Workload, dtype: str, repeats: int) -> dict:
+def torch_calls(w: Workload, dtype: str) -> dict:
+    """{"infer": call, "train": call, "params": count} for the peer (no bfloat16 generation:
+    r9y9's sampler hands the probabilities to numpy)."""
     import torch
     name = "wavenet" if w.name == "wavenet_generation" else w.name
     model = torch_model(name)
@@ -205,22 +194,20 @@ def measure_torch(w: Workload, dtype: str, repeats: int) -> dict:
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16"
                 else contextlib.nullcontext())
     if w.name == "wavenet_generation":
-        if dtype == "bfloat16":  # r9y9's sampler hands the probabilities to numpy: no bf16
+        if dtype == "bfloat16":
             return {}
         model.eval()
 
         def generate():
             with torch.no_grad(), autocast:
                 model.incremental_forward(T=w.shape[0], softmax=True, quantize=True)
-        return {"infer": w.batch * w.shape[0] / torch_seconds(generate, repeats)}
-    scale = w.shape[0] if name == "wavenet" else 1
+        return {"infer": generate}
     model.eval()
 
     def infer():
         with torch.no_grad(), autocast:
             torch_logits(name, model, x)
-    row = {"infer": w.batch * scale / torch_seconds(infer, repeats),
-           "params": parameter_count(model)}
+    calls = {"infer": infer, "params": parameter_count(model)}
     if name == "wav2vec2":  # train the classifier head version, as audiozoo's classify task
         import transformers
         model = transformers.Wav2Vec2ForSequenceClassification(
@@ -239,8 +226,25 @@ def measure_torch(w: Workload, dtype: str, repeats: int) -> dict:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    row["train"] = w.batch * scale / torch_seconds(train, repeats)
-    return row
+    calls["train"] = train
+    return calls
+
+
+def measure(w: Workload, dtype: str, repeats: int, peers: bool) -> tuple[dict, dict]:
+    """Throughput per mode of audiozoo and of its peer, each audiozoo call timed in turn with
+    the peer's (median of `repeats` rounds), so that the machine's drift hits both alike."""
+    ours, theirs = jax_calls(w, dtype), (torch_calls(w, dtype) if peers else {})
+    scale = w.batch * (w.shape[0] if w.name.startswith("wavenet") else 1)
+    rates = ({"params": ours.get("params")}, {"params": theirs.get("params")})
+    for mode in ("infer", "train"):
+        if mode not in ours:
+            continue
+        calls = {"ours": ours[mode], **({"peer": theirs[mode]} if mode in theirs else {})}
+        seconds = interleaved_seconds(calls, repeats, "median")
+        rates[0][mode] = scale / seconds["ours"]
+        if "peer" in seconds:
+            rates[1][mode] = scale / seconds["peer"]
+    return rates
 
 
 # ---- the table ----------------------------------------------------------------------------
@@ -265,9 +269,8 @@ def main():
     for name in args.models:
         w = WORKLOADS[name]
         for dtype in args.dtypes:
-            ours = measure_jax(w, dtype, args.repeats)
-            peer = {} if args.no_peers else measure_torch(w, dtype, args.repeats)
-            if peer.get("params", ours.get("params")) != ours.get("params"):
+            ours, peer = measure(w, dtype, args.repeats, not args.no_peers)
+            if None not in (peer["params"], ours["params"]) and peer["params"] != ours["params"]:
                 print(f"| {name}: parameter counts differ, audiozoo {ours['params']:,} vs peer "
                       f"{peer['params']:,} |")
             for mode in ("infer", "train"):
