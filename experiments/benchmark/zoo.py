@@ -135,13 +135,14 @@ def jax_calls(w: Workload, dtype: str) -> dict:
     forward = jax.jit(lambda v, x: jax_forward(model, v, x))
     calls = {"infer": lambda: forward(variables, x),
              "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))}
+    trainee, trained = model, variables
     if w.name == "wav2vec2":  # train the sequence classifier, as the classify task does
-        model = build_model({"name": "wav2vec2_classifier", "num_classes": 35,
-                             "classifier_proj_size": 256, "dtype": dtype})
-        variables = model.init(jax.random.key(0), x)
-    params, rest = variables["params"], {k: v for k, v in variables.items() if k != "params"}
+        trainee = build_model({"name": "wav2vec2_classifier", "num_classes": 35,
+                               "classifier_proj_size": 256, "dtype": dtype})
+        trained = trainee.init(jax.random.key(0), x)
+    params, rest = trained["params"], {k: v for k, v in trained.items() if k != "params"}
     labels = jnp.zeros((w.batch,), jnp.int32)
-    step, opt = jax_train_step(model, x, labels)
+    step, opt = jax_train_step(trainee, x, labels)
     opt_state = opt.init(params)
     rng = jax.random.key(2)
     calls["train"] = lambda: step(params, rest, opt_state, rng)
@@ -202,23 +203,24 @@ def torch_calls(w: Workload, dtype: str) -> dict:
             with torch.no_grad(), autocast:
                 model.incremental_forward(T=w.shape[0], softmax=True, quantize=True)
         return {"infer": generate}
-    model.eval()
 
     def infer():
+        model.eval()  # the same module trains below: each call sets its own mode
         with torch.no_grad(), autocast:
             torch_logits(name, model, x)
     calls = {"infer": infer, "params": parameter_count(model)}
+    trainee = model
     if name == "wav2vec2":  # train the classifier head version, as audiozoo's classify task
         import transformers
-        model = transformers.Wav2Vec2ForSequenceClassification(
+        trainee = transformers.Wav2Vec2ForSequenceClassification(
             transformers.Wav2Vec2Config(num_labels=35))
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    opt = torch.optim.Adam(trainee.parameters(), 1e-4)
     labels = torch.zeros(w.batch, dtype=torch.long)
 
     def train():
+        trainee.train()
         with autocast:
-            logits = torch_logits("ast" if name == "wav2vec2" else name, model, x).float()
+            logits = torch_logits("ast" if name == "wav2vec2" else name, trainee, x).float()
             if name == "wavenet":
                 loss = torch.nn.functional.cross_entropy(logits[:, :, :-1], codes[:, 1:])
             else:
