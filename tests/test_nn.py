@@ -119,8 +119,8 @@ def test_dense_matches_flax_and_accumulates_half_precision_in_float32():
 def test_large_float32_dense_runs_as_a_convolution_on_cpu_with_the_same_values():
     """At least 1,024 rows through a kernel of at least 64 x 128, a float32 Dense on CPU
     computes its product as a width-1 convolution (faster there; see `cpu_dot_is_slow`) and
-    its gradients as matmuls: values and gradients match nn.Dense to float32 rounding.
-    Smaller products stay plain dots."""
+    its derivatives as matmuls: values, gradients and forward-mode derivatives match nn.Dense
+    to float32 rounding. Smaller products stay plain dots."""
     from flax import linen as nn
     from helpers import heavy_ops
 
@@ -140,6 +140,10 @@ def test_large_float32_dense_runs_as_a_convolution_on_cpu_with_the_same_values()
     for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), (0, 1))(variables, large)),
                     jax.tree.leaves(jax.grad(loss(theirs), (0, 1))(variables, large))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    along = jax.random.normal(jax.random.key(2), large.shape)
+    np.testing.assert_allclose(jax.jvp(lambda x: ours.apply(variables, x), (large,), (along,))[1],
+                               jax.jvp(lambda x: theirs.apply(variables, x), (large,), (along,))[1],
+                               rtol=1e-5, atol=1e-4)
     small = large[:, :511]  # 1,022 rows
     assert [str(e.primitive) for e in heavy_ops(ours.apply, variables, small)] == ["dot_general"]
     assert not dense.cpu_dot_is_slow(1024, 64, 64) and dense.cpu_dot_is_slow(1024, 64, 128)

@@ -15,7 +15,7 @@ In float32 on CPU, a large product (`cpu_dot_is_slow`: at least 1,024 rows throu
 of at least 64 x 128, e.g. AST's and WaveNet's per-token / per-sample layers) runs as a width-1
 convolution (`matmul_as_conv`), which XLA rewrites into a dot that its Eigen runtime computes;
 the plain dot goes to YNNPACK, 5-30% slower on these shapes on the CPUs measured
-(experiments/benchmark/dense_paths.py). Its gradients are plain matmuls. Other dtypes,
+(experiments/benchmark/dense_paths.py). Its derivatives are plain matmuls. Other dtypes,
 shapes, backends and contractions go to `jax.lax.dot_general` unchanged.
 """
 
@@ -51,28 +51,34 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
                            **kwargs)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def matmul_as_conv(x, kernel, precision=None):
-    """x [..., in] @ kernel [in, out] as a width-1 convolution over the rows; its gradient
-    is the plain matmuls (a convolution's weight gradient is slower than x^T g here)."""
+    """x [..., in] @ kernel [in, out] as a width-1 convolution over the rows. Its derivative
+    is written with plain matmuls, so that reverse mode transposes those (a convolution's
+    kernel gradient is slower than x^T g here) and forward mode still works."""
     rows = x.reshape(1, -1, x.shape[-1])
     out = lax.conv_general_dilated(rows, kernel[None], (1,), [(0, 0)], precision=precision,
                                    dimension_numbers=("NWC", "WIO", "NWC"))
     return out.reshape(*x.shape[:-1], kernel.shape[-1])
 
 
-def _matmul_as_conv_forward(x, kernel, precision):
-    return matmul_as_conv(x, kernel, precision), (x, kernel)
+def _matmul_as_conv_jvp(precision, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    zero = jax.custom_derivatives.SymbolicZero  # an input not being differentiated
+    terms = []
+    if not isinstance(dx, zero):
+        terms.append(_matmul(dx, kernel, precision))
+    if not isinstance(dkernel, zero):
+        terms.append(_matmul(x, dkernel, precision))
+    return matmul_as_conv(x, kernel, precision), sum(terms[1:], terms[0])
 
 
-def _matmul_as_conv_grad(precision, residuals, grad):
-    x, kernel = residuals
-    dx = lax.dot_general(grad, kernel, (((grad.ndim - 1,), (1,)), ((), ())), precision)
-    rows = tuple(range(x.ndim - 1))
-    return dx, lax.dot_general(x, grad, ((rows, rows), ((), ())), precision)
+def _matmul(x, kernel, precision):
+    return lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision)
 
 
-matmul_as_conv.defvjp(_matmul_as_conv_forward, _matmul_as_conv_grad)
+matmul_as_conv.defjvp(_matmul_as_conv_jvp, symbolic_zeros=True)
 
 
 def cpu_dot_is_slow(rows: int, features_in: int, features_out: int) -> bool:
