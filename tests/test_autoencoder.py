@@ -184,6 +184,7 @@ def test_stacking_refuses_a_mismatched_lower_level(tmp_path, level1):
         build_task(config)
 
 
+@pytest.mark.integration
 def test_encode_decode_interpolate_verbs(tmp_path, capsys):
     workdir, _ = train(tmp_path, "configs/nsynth_ae_tiny.py", "ae",
                        ["--config.train.num_steps=2", "--config.task.num_samples=0"])

@@ -54,6 +54,7 @@ def _tiny_workdir(tmp_path):
     return workdir
 
 
+@pytest.mark.integration
 def test_evaluate_and_classify_verbs(tmp_path, capsys):
     workdir = _tiny_workdir(tmp_path)
     capsys.readouterr()

@@ -39,6 +39,7 @@ def stack(tmp_path_factory):
     return root, records
 
 
+@pytest.mark.integration
 def test_a_tiny_prior_learns_the_codes_below_the_uniform_entropy(stack):
     root, records = stack
     train = [r for r in records if r["split"] == "train"]
@@ -78,6 +79,7 @@ def test_a_prime_is_continued_at_the_top_level(stack, tmp_path):
     assert len(sf.read(out)[0]) == 15 * 64 + 160
 
 
+@pytest.mark.integration
 def test_prior_config_mismatches_name_the_keys(stack):
     root, _ = stack
     config = load_config(f"{ADA}:prior")

@@ -83,6 +83,7 @@ def test_ctrl_c_checkpoints_the_finished_steps(tmp_path, monkeypatch):
     assert Trainer(tiny_config(num_steps=6), tmp_path).initial_state()[1] == 3
 
 
+@pytest.mark.integration
 def test_data_parallel_on_8_devices_equals_one_device(tmp_path):
     code = f"""
         import json, jax, numpy as np

@@ -109,6 +109,7 @@ def test_a_wavenet_task_with_local_channels_points_to_the_vocoder():
         build_task(config)
 
 
+@pytest.mark.integration
 def test_copy_synthesis_from_the_cli_keeps_each_input_length(workdir, tmp_path, capsys):
     assert sorted(p.name for p in (workdir / "samples").iterdir()) == [
         "step0000012_0_original.wav", "step0000012_0_vocoded.wav"]
@@ -138,6 +139,7 @@ def test_copy_synthesis_from_the_cli_keeps_each_input_length(workdir, tmp_path, 
     (np.full((10, 40), -47.0, np.float32), "mean -47 and std 0, not what normalised"),
     (np.zeros((10, 40), np.int32), r"holds int32\[10, 40\]"),
 ])
+@pytest.mark.integration
 def test_bad_mel_input_is_refused_with_what_is_expected(workdir, tmp_path, capsys, features, message):
     path = tmp_path / "f.npy"
     np.save(path, features)
@@ -148,6 +150,7 @@ def test_bad_mel_input_is_refused_with_what_is_expected(workdir, tmp_path, capsy
     assert not (tmp_path / "o.wav").exists()
 
 
+@pytest.mark.integration
 def test_vocode_flags_are_checked(workdir, tmp_path, capsys):
     path = tmp_path / "f.npy"
     np.save(path, np.zeros((4, 40), np.float32))
@@ -161,6 +164,7 @@ def test_vocode_flags_are_checked(workdir, tmp_path, capsys):
     assert "its verbs are: `audiozoo vocode`, `audiozoo evaluate`" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_evaluate_scores_copy_synthesis_against_griffin_lim(workdir, tmp_path, capsys):
     held = tmp_path / "held" / "piano"
     held.mkdir(parents=True)
