@@ -26,13 +26,7 @@ def device_label() -> str:
 def call_seconds(fn: Callable[[], object], repeats: int, reduce: str = "min") -> float:
     """Seconds per call of fn(): one compile-and-warm-up call, then `repeats` timed calls
     (each blocked on its result), reduced by "min" (best) or "median"."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float({"min": np.min, "median": np.median}[reduce](times))
+    return interleaved_seconds({"fn": fn}, repeats, reduce)["fn"]
 
 
 def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int,

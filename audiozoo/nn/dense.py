@@ -68,14 +68,10 @@ def _matmul_as_conv_jvp(precision, primals, tangents):
     zero = jax.custom_derivatives.SymbolicZero  # an input not being differentiated
     terms = []
     if not isinstance(dx, zero):
-        terms.append(_matmul(dx, kernel, precision))
+        terms.append(_product(dx, kernel, ((dx.ndim - 1,), (0,)), precision))
     if not isinstance(dkernel, zero):
-        terms.append(_matmul(x, dkernel, precision))
+        terms.append(_product(x, dkernel, ((x.ndim - 1,), (0,)), precision))
     return matmul_as_conv(x, kernel, precision), sum(terms[1:], terms[0])
-
-
-def _matmul(x, kernel, precision):
-    return lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision)
 
 
 matmul_as_conv.defjvp(_matmul_as_conv_jvp, symbolic_zeros=True)
