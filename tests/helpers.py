@@ -29,6 +29,27 @@ def params_after(config, workdir):
     return [np.asarray(x) for x in jax.tree.leaves(state.params)]
 
 
+def random_variables(module, *args, seed: int = 0, **kwargs):
+    """Variables of module.init(key, *args, **kwargs) filled from numpy: N(0, 1 / fan_in) for
+    matrices and kernels (fan_in: every axis but the last), N(0, 0.05^2) for vectors, so no
+    bias is trivially zero. Only the shapes are traced: a jitted flax init of even a tiny
+    network takes XLA:CPU seconds to compile (a key fold and a truncated normal per
+    parameter), which many tests would otherwise pay for values any random ones can stand in
+    for."""
+    import jax
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(module.init, jax.random.key(0), *args, **kwargs)
+
+    def fill(leaf):
+        fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 0
+        std = 1 / np.sqrt(fan_in) if fan_in else 0.05
+        return jax.numpy.asarray(rng.normal(0, std, leaf.shape), leaf.dtype)
+
+    return jax.tree.map(fill, shapes)
+
+
 def heavy_ops(fn, *args):
     """Every matmul (dot_general) and convolution equation in fn's jaxpr, nested jaxprs (jit,
     scan, custom_vjp, ...) included."""

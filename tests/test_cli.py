@@ -54,6 +54,7 @@ def test_generate_rejects_bad_arguments(tmp_path, capsys):
     assert not (tmp_path / "x.wav").exists()
 
 
+@pytest.mark.integration
 def test_generate_continues_a_prime_with_each_sampling_mode(tmp_path, capsys):
     workdir = tmp_path / "run"
     assert main(["train", "--config", "configs/wavenet_tiny.py", "--workdir", str(workdir)] + TINY) == 0

@@ -63,6 +63,7 @@ def _interrupt_when(proc: subprocess.Popen, marker: str, presses: int = 1, timeo
 
 
 # ---- item 9: Ctrl-C at any moment ends cleanly, with a true message ------------------------
+@pytest.mark.integration
 def test_ctrl_c_while_the_first_step_compiles_exits_cleanly_and_saves_it(tmp_path):
     """The progress bar appears just before the train step is compiled: Ctrl-C then used to
     segfault after claiming that finished steps were saved."""
@@ -224,6 +225,7 @@ def _unprivileged(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_read_only_workdir_gets_clear_errors(trained, tmp_path):
     readonly = tmp_path / "ro"
     _read_only_copy(trained, readonly)
@@ -245,6 +247,7 @@ def test_read_only_workdir_gets_clear_errors(trained, tmp_path):
         shutil.rmtree(readonly, ignore_errors=True)
 
 
+@pytest.mark.integration
 def test_evaluate_in_a_read_only_classifier_workdir_names_the_path(tmp_path):
     from test_classify_workflow import _folders, _train_args
 

@@ -9,6 +9,7 @@ import pytest
 from audiozoo.models import build_model
 from audiozoo.models.gansynth import Discriminator, GANSynth, Generator, num_filters
 from audiozoo.nn import progressive as pg
+from helpers import random_variables
 
 TINY = dict(resolutions=3, start_shape=(2, 4), fmap_base=64, fmap_max=16, latent_dim=8,
             num_pitches=5)
@@ -93,7 +94,7 @@ def test_generator_and_discriminator_shapes_at_every_stage(num_blocks):
     model = GANSynth(**TINY)
     z, pitch = _tiny_inputs()
     # Jitted: one compile per network instead of one per operation (faster tests).
-    variables = jax.jit(model.init)(jax.random.key(1), z, pitch, 0.0)
+    variables = random_variables(model, z, pitch, 0.0, seed=1)
     generate = jax.jit(lambda v, z, p, progress: model.apply(v, z, p, progress, num_blocks,
                                                              method="generate"))
     images = generate(variables, z, pitch, float(num_blocks - 1))
@@ -111,16 +112,18 @@ def test_fade_in_starts_where_the_previous_stage_ends(stage):
     networks compute exactly what the previous stage computed: the new block's weight is 0."""
     model = GANSynth(**TINY)
     z, pitch = _tiny_inputs()
-    variables = model.init(jax.random.key(1), z, pitch, 0.0)
-    old = model.apply(variables, z, pitch, float(stage), stage + 1, method="generate")
-    new = model.apply(variables, z, pitch, float(stage), stage + 2, method="generate")
+    variables = random_variables(model, z, pitch, 0.0, seed=1)
+    # Jitted (one compile per network and block count, not one per operation).
+    apply = jax.jit(model.apply, static_argnames=("num_blocks", "method"))
+    old = apply(variables, z, pitch, float(stage), num_blocks=stage + 1, method="generate")
+    new = apply(variables, z, pitch, float(stage), num_blocks=stage + 2, method="generate")
     np.testing.assert_allclose(new, old, atol=1e-6)
     # Slightly into the transition, the new block starts to show.
-    later = model.apply(variables, z, pitch, stage + 0.1, stage + 2, method="generate")
+    later = apply(variables, z, pitch, stage + 0.1, num_blocks=stage + 2, method="generate")
     assert float(jnp.max(jnp.abs(later - old))) > 1e-4
     images = jax.random.uniform(jax.random.key(2), (3, *model.output_shape), minval=-1, maxval=1)
-    d_old = model.apply(variables, images, float(stage), stage + 1, method="discriminate")
-    d_new = model.apply(variables, images, float(stage), stage + 2, method="discriminate")
+    d_old = apply(variables, images, float(stage), num_blocks=stage + 1, method="discriminate")
+    d_new = apply(variables, images, float(stage), num_blocks=stage + 2, method="discriminate")
     for a, b in zip(d_old, d_new):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -129,8 +132,8 @@ def test_generator_stage_output_is_the_lower_resolution_upscaled():
     """In a stable stage the output has the stage's resolution, upscaled (nearest)."""
     model = GANSynth(**TINY)
     z, pitch = _tiny_inputs()
-    variables = model.init(jax.random.key(1), z, pitch, 0.0)
-    images = model.apply(variables, z, pitch, 0.0, 1, method="generate")
+    variables = random_variables(model, z, pitch, 0.0, seed=1)
+    images = jax.jit(lambda v: model.apply(v, z, pitch, 0.0, 1, method="generate"))(variables)
     np.testing.assert_allclose(images, pg.upscale(pg.downscale(images, 4), 4), atol=1e-6)
 
 
@@ -151,10 +154,12 @@ def test_full_size_plus_h_networks():
 def test_bad_inputs_are_refused():
     model = GANSynth(**TINY)
     z, pitch = _tiny_inputs()
-    variables = model.init(jax.random.key(1), z, pitch, 0.0)
+    # Shapes only: the checks run while tracing, before anything would be computed.
+    variables = jax.eval_shape(model.init, jax.random.key(1), z, pitch, 0.0)
     with pytest.raises(ValueError, match="num_blocks=4 must be in 1..3"):
-        model.apply(variables, z, pitch, 0.0, 4, method="generate")
+        jax.eval_shape(lambda v: model.apply(v, z, pitch, 0.0, 4, method="generate"), variables)
     with pytest.raises(ValueError, match=r"expected \[batch, 8, 16, 2\]"):
-        model.apply(variables, jnp.zeros((3, 16, 8, 2)), 0.0, method="discriminate")
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, 16, 8, 2)), 0.0,
+                                             method="discriminate"), variables)
     assert Generator(**TINY).output_shape == Discriminator(**{k: v for k, v in TINY.items()
                                                              if k != "latent_dim"}).output_shape

@@ -13,6 +13,7 @@ from audiozoo import generation
 from audiozoo.generation.sampling import Sampling, choose, nucleus, predictive_entropy_bits
 from audiozoo.generation.stream import stream_to_files
 from audiozoo.models.wavenet import WaveNet
+from helpers import random_variables
 
 SMALL = dict(residual_channels=8, gate_channels=16, skip_channels=8)
 BATCH = 3
@@ -46,28 +47,32 @@ CASES = {
 
 
 def make(case, time=40, seed=0):
-    """A net, perturbed variables (so no bias is trivially zero), codes and conditioning."""
+    """A net, random variables (no bias trivially zero), codes and conditioning."""
     kwargs = dict(CASES[case])
     net = WaveNet(num_classes=kwargs.pop("num_classes", 32), **SMALL, **kwargs)
-    keys = jax.random.split(jax.random.key(seed), 4)
-    codes = jax.random.randint(keys[0], (BATCH, time), 0, net.num_classes)
+    rng = np.random.default_rng(seed)
+    codes = jnp.asarray(rng.integers(0, net.num_classes, (BATCH, time)), jnp.int32)
     cond = {}
     if net.num_global_ids:
         cond["global_cond"] = jnp.arange(BATCH) % net.num_global_ids
     elif net.global_channels:
-        cond["global_cond"] = jax.random.normal(keys[1], (BATCH, net.global_channels))
+        cond["global_cond"] = jnp.asarray(rng.normal(size=(BATCH, net.global_channels)),
+                                          jnp.float32)
     if net.uses_local:
         frames = -(-time // net.hop_length) + 1
-        cond["local_cond"] = jax.random.normal(keys[2], (BATCH, frames, net.local_channels))
-    variables = net.init(keys[3], codes, **cond)
-    variables = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(keys[3], p.shape), variables)
-    return net, variables, codes, cond
+        cond["local_cond"] = jnp.asarray(rng.normal(size=(BATCH, frames, net.local_channels)),
+                                         jnp.float32)
+    return net, random_variables(net, codes, seed=seed, **cond), codes, cond
+
+
+def full_pass(net, variables, codes, cond):
+    return jax.jit(net.apply)(variables, codes, **cond)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_teacher_forced_steps_reproduce_the_full_forward_pass(case):
     net, variables, codes, cond = make(case)
-    full = net.apply(variables, codes, **cond)
+    full = full_pass(net, variables, codes, cond)
     stepped = generation.teacher_force(net, variables, codes, **cond)
     assert stepped.shape == full.shape
     assert float(jnp.max(jnp.abs(stepped - full))) <= 1e-4
@@ -75,7 +80,7 @@ def test_teacher_forced_steps_reproduce_the_full_forward_pass(case):
 
 def test_public_step_matches_the_full_pass_one_sample_at_a_time():
     net, variables, codes, cond = make("k3_global_vector_local_transposed", time=12)
-    full = net.apply(variables, codes, **cond)
+    full = full_pass(net, variables, codes, cond)
     local = generation.upsample_local(net, variables, cond["local_cond"], BATCH, 12)
     state = generation.init_state(net, variables, BATCH)
     for t in range(12):
@@ -154,7 +159,7 @@ def test_priming_fills_the_buffers_from_the_prefix():
                                     method="argmax", prime=codes)
     np.testing.assert_array_equal(fast, naive)
     # The first new sample is the argmax of the full pass's prediction after the prefix.
-    full = net.apply(variables, codes)
+    full = full_pass(net, variables, codes, {})
     np.testing.assert_array_equal(fast[:, 0], jnp.argmax(full[:, -1], axis=-1))
     # A 1-D prime is shared by every row.
     shared = generation.sample(net, variables, jax.random.key(1), 5, batch_size=2,

@@ -68,16 +68,29 @@ def _input(shape, seed: int = 0) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def _models_and_input(name: str):
+    """(float32 model, bfloat16 model, input) of a family."""
+    kwargs, shape = FAMILIES[name]
+    extra = {} if name == "wav2vec2" else {"num_classes": 5}
+    model = model_class(name)(**kwargs, **extra)
+    return model, model.clone(dtype=jnp.bfloat16), _input(shape)
+
+
 @functools.cache
 def _family(name: str):
     """(float32 model, bfloat16 model, input, float32 variables, float32 output), initialised
     once (init_with_output: one compile for the variables and the reference output)."""
-    kwargs, shape = FAMILIES[name]
-    extra = {} if name == "wav2vec2" else {"num_classes": 5}
-    model = model_class(name)(**kwargs, **extra)
-    x = _input(shape)
+    model, half, x = _models_and_input(name)
     full, variables = jax.jit(model.init_with_output)(key(0), x)
-    return model, model.clone(dtype=jnp.bfloat16), x, variables, full
+    return model, half, x, variables, full
+
+
+@functools.cache
+def _shapes(name: str):
+    """(float32 model, bfloat16 model, input, the variables' shapes): all the jaxpr checks
+    need, without compiling an initialisation (Inception's takes 20 s)."""
+    model, half, x = _models_and_input(name)
+    return model, half, x, jax.eval_shape(model.init, key(0), x)
 
 
 # inception_v1 (the slowest to compile) runs with -m slow; its convs are the other CNNs'.
@@ -93,14 +106,14 @@ def test_bfloat16_output_is_close_to_float32(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bfloat16_init_keeps_float32_variables(name):
-    _, half, x, _, _ = _family(name)
+    _, half, x = _models_and_input(name)
     shapes = jax.eval_shape(half.init, key(0), x)
     assert {leaf.dtype for leaf in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bfloat16_matmuls_and_convs(name):
-    model, half, x, variables, _ = _family(name)
+    model, half, x, variables = _shapes(name)
     for module, dtype in ((half, "bfloat16"), (model, "float32")):
         found = heavy_op_dtypes(jax.jit(module.apply), variables, x)
         assert found and all(dtypes == {dtype} for dtypes in found.values()), (name, found)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import float32_matmul_shapes, heavy_op_dtypes, tiny_config
+from helpers import float32_matmul_shapes, heavy_op_dtypes, random_variables, tiny_config
 
 from audiozoo import generation
 from audiozoo.config import load_config
@@ -90,7 +90,7 @@ def wavenet(case):
         cond["global_cond"] = jnp.arange(2) % net.num_global_ids
     if net.uses_local:
         cond["local_cond"] = jax.random.normal(keys[1], (2, 64 // net.hop_length, 3))
-    return net, net.init(keys[2], codes, **cond), codes, cond
+    return net, random_variables(net, codes, **cond), codes, cond
 
 
 @pytest.mark.parametrize("case", WAVENETS)

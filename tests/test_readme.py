@@ -1,7 +1,9 @@
-"""The README's Python example runs as written."""
+"""The README's Python examples and command recipes run as written."""
 
 import re
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -29,6 +31,7 @@ def _readme_commands(marker: str) -> list[list[str]]:
     return [shlex.split(line, comments=True)[1:] for line in lines if line.startswith("audiozoo ")]
 
 
+@pytest.mark.integration
 def test_readme_classifier_recipe_runs(tmp_path, monkeypatch, capsys):
     """Train on a folder, evaluate on the test folder, classify a folder: the README's
     commands as written, on tiny folders of tones (ten classes, as the README says), with
@@ -66,6 +69,7 @@ def test_readme_classifier_recipe_runs(tmp_path, monkeypatch, capsys):
     assert len(rows) == 11 and all(row.split(",")[3] in words for row in rows[1:])
 
 
+@pytest.mark.integration
 def test_readme_gansynth_commands_run(tmp_path, monkeypatch):
     """The GANSynth section's three commands as written, with a network cut down to seconds."""
     import soundfile as sf

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audiozoo.models.wavenet import WaveNet, dilation_schedule
+from helpers import random_variables
 
 SMALL = dict(residual_channels=8, gate_channels=16, skip_channels=8, num_classes=32)
 
@@ -15,7 +16,7 @@ def _codes(batch, time, num_classes=32, seed=0):
 
 
 def _init_apply(net, codes, **cond):
-    variables = net.init(jax.random.key(1), codes, **cond)
+    variables = random_variables(net, codes, seed=1, **cond)
     return variables, net.apply(variables, codes, **cond)
 
 
