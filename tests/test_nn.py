@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 from audiozoo.nn import CausalConv1D, ConditionUpsampler
+from helpers import random_variables
+
+
+def _normal(shape, seed: int = 0) -> jax.Array:
+    """N(0, 1) float32 from numpy (jax.random, un-jitted, compiles each of its operations)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 @pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (2, 1), (2, 4), (3, 3)])
@@ -41,16 +47,18 @@ def test_attention_equals_softmax_then_values():
         scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
         return jnp.einsum("bhqk,bhkd->bhqd", jax.nn.softmax(scores, axis=-1), v)
 
-    keys = jax.random.split(jax.random.key(3), 3)
-    q, k, v = (3 * jax.random.normal(key, (2, 2, 12, 8)) for key in keys)
-    mask = jnp.ones((2, 2, 12, 12), bool).at[0, :, :, 9:].set(False).at[1, 0, 4].set(False)
+    q, k, v = 3 * _normal((3, 2, 2, 12, 8), seed=3)
+    mask = np.ones((2, 2, 12, 12), bool)
+    mask[0, :, :, 9:] = mask[1, 0, 4] = False
+    # Jitted throughout: one compile per function, not one per operation.
+    attend, reference = jax.jit(attend, static_argnames="normalise_output"), jax.jit(reference)
     np.testing.assert_allclose(attend(q, k, v, mask), reference(q, k, v, mask), atol=1e-5)
     np.testing.assert_allclose(attend(q, k, v, mask, normalise_output=False),
                                reference(q, k, v, mask), atol=1e-5)
     np.testing.assert_allclose(attend(q, k, v, mask)[1, 0, 4], v[1, 0].mean(0), atol=1e-5)
     loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v, mask)))  # noqa: E731
-    for ours, theirs in zip(jax.grad(loss(attend), (0, 1, 2))(q, k, v),
-                            jax.grad(loss(reference), (0, 1, 2))(q, k, v)):
+    for ours, theirs in zip(jax.jit(jax.grad(loss(attend), (0, 1, 2)))(q, k, v),
+                            jax.jit(jax.grad(loss(reference), (0, 1, 2)))(q, k, v)):
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
@@ -60,13 +68,13 @@ def test_attention_per_head_equals_all_heads_at_once(batch, heads, masked):
     attention, values and gradients."""
     from audiozoo.nn.transformer import attend, attend_per_head, expand_mask
 
-    keys = jax.random.split(jax.random.key(0), 3)
-    q, k, v = (jax.random.normal(key, (batch, heads, 40, 8)) for key in keys)
+    q, k, v = _normal((3, batch, heads, 40, 8))
     mask = expand_mask(jnp.arange(40)[None, :] < jnp.array([[31], [40]])[:batch]) if masked else None
-    np.testing.assert_allclose(attend_per_head(q, k, v, mask), attend(q, k, v, mask), atol=1e-6)
+    np.testing.assert_allclose(jax.jit(attend_per_head)(q, k, v, mask),
+                               jax.jit(attend)(q, k, v, mask), atol=1e-6)
     loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v, mask)))  # noqa: E731
-    for ours, theirs in zip(jax.grad(loss(attend_per_head), (0, 1, 2))(q, k, v),
-                            jax.grad(loss(attend), (0, 1, 2))(q, k, v)):
+    for ours, theirs in zip(jax.jit(jax.grad(loss(attend_per_head), (0, 1, 2)))(q, k, v),
+                            jax.jit(jax.grad(loss(attend), (0, 1, 2)))(q, k, v)):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
@@ -74,14 +82,14 @@ def test_long_sequences_take_the_per_head_path_on_cpu(monkeypatch):
     from audiozoo.nn import transformer
 
     layer = transformer.MultiHeadAttention(num_heads=2)
-    x = jax.random.normal(jax.random.key(1), (2, 1536, 8))  # 2 x 2 heads x 1536^2 > 2^23
-    variables = layer.init(jax.random.key(2), x)
+    x = _normal((2, 1536, 8))  # 2 x 2 heads x 1536^2 > 2^23
+    variables = random_variables(layer, x)
     assert transformer._attend_per_head((2, 2, 1024, 4), (2, 2, 2048, 4)) and not \
         transformer._attend_per_head((2, 2, 1023, 4), (2, 2, 2048, 4))
     mask = jnp.arange(1536)[None] < jnp.array([[1500], [1536]])
-    looped = layer.apply(variables, x, mask)
+    looped = jax.jit(layer.apply)(variables, x, mask)
     monkeypatch.setattr(transformer, "_attend_per_head", lambda *shapes: False)
-    np.testing.assert_allclose(looped, layer.apply(variables, x, mask), atol=1e-5)
+    np.testing.assert_allclose(looped, jax.jit(layer.apply)(variables, x, mask), atol=1e-5)
 
 
 def test_dense_matches_flax_and_accumulates_half_precision_in_float32():

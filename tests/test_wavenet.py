@@ -1,5 +1,7 @@
 """WaveNet: shapes, causality, receptive field, conditioning, bad arguments."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,19 +19,21 @@ def _codes(batch, time, num_classes=32, seed=0):
 
 def _init_apply(net, codes, **cond):
     variables = random_variables(net, codes, seed=1, **cond)
-    return variables, net.apply(variables, codes, **cond)
+    return variables, jax.jit(net.apply)(variables, codes, **cond)
 
 
 def _dependency(net, variables, codes, t, **cond):
     """|d logits[:, t] / d input embedding| per input position (max over batch/channels)."""
-    def logits_at_t(x):
+    def logits_at(x, t):
         g = net.apply(variables, cond.get("global_cond"), codes.shape[0], method=net.global_vector)
         c = net.apply(variables, cond.get("local_cond"), codes.shape[0], codes.shape[1],
                       method=net.upsample_local)
-        return _trunk_from_embedding(net, variables, x, g, c)[:, t].sum()
+        logits = _trunk_from_embedding(net, variables, x, g, c)
+        return jax.lax.dynamic_index_in_dim(logits, t, axis=1).sum()
 
-    x = net.apply(variables, codes, method=net.embed_codes)
-    grad = jax.grad(logits_at_t)(x)
+    x = jax.jit(functools.partial(net.apply, method=net.embed_codes))(variables, codes)
+    # Jitted with t an argument: one program for every t, not one per operation.
+    grad = jax.jit(jax.grad(logits_at))(x, t)
     return np.asarray(jnp.abs(grad).max(axis=(0, 2)))
 
 
@@ -67,7 +71,7 @@ def test_mol_head_shape():
 def test_causal_and_receptive_field_measured(kernel_size, dilations):
     net = WaveNet(kernel_size=kernel_size, dilations=dilations, **SMALL)
     codes = _codes(2, 64)
-    variables, _ = _init_apply(net, codes)
+    variables = random_variables(net, codes)
     t = 50
     dep = _dependency(net, variables, codes, t)
     assert np.all(dep[t + 1:] == 0.0), "logits at t depend on a future input"
@@ -99,8 +103,9 @@ def test_conditioning_changes_output():
     codes = _codes(1, 16)
     local = jnp.ones((1, 4, 2))
     variables, a = _init_apply(net, codes, global_cond=jnp.array([0]), local_cond=local)
-    b = net.apply(variables, codes, global_cond=jnp.array([1]), local_cond=local)
-    c = net.apply(variables, codes, global_cond=jnp.array([0]), local_cond=-local)
+    apply = jax.jit(net.apply)
+    b = apply(variables, codes, global_cond=jnp.array([1]), local_cond=local)
+    c = apply(variables, codes, global_cond=jnp.array([0]), local_cond=-local)
     assert not np.allclose(a, b) and not np.allclose(a, c)
 
 
@@ -114,7 +119,7 @@ def test_global_float_vectors():
 def test_transposed_upsampler_is_learned():
     net = WaveNet(num_layers=2, num_stacks=1, local_channels=3, upsample_scales=(2, 5), **SMALL)
     codes = _codes(1, 30)
-    variables = net.init(jax.random.key(0), codes, local_cond=jnp.ones((1, 3, 3)))
+    variables = jax.eval_shape(net.init, jax.random.key(0), codes, local_cond=jnp.ones((1, 3, 3)))
     assert "upsampler" in variables["params"]
     assert net.hop_length == 10
 
@@ -124,26 +129,31 @@ def test_bad_inputs_raise_clearly():
                   local_channels=2, upsample_scales=(4,), **SMALL)
     codes = _codes(2, 16)
     good = dict(global_cond=jnp.array([0, 1]), local_cond=jnp.ones((2, 4, 2)))
-    variables = net.init(jax.random.key(0), codes, **good)
+    # Shapes only: every check runs while tracing, before anything would be computed.
+    variables = jax.eval_shape(net.init, jax.random.key(0), codes, **good)
+
+    def apply(codes, **cond):
+        return jax.eval_shape(lambda v: net.apply(v, codes, **cond), variables)
+
     with pytest.raises(ValueError, match="pass global_cond"):
-        net.apply(variables, codes, local_cond=good["local_cond"])
+        apply(codes, local_cond=good["local_cond"])
     with pytest.raises(ValueError, match="int ids of shape"):
-        net.apply(variables, codes, global_cond=jnp.ones((2, 4)), local_cond=good["local_cond"])
+        apply(codes, global_cond=jnp.ones((2, 4)), local_cond=good["local_cond"])
     with pytest.raises(ValueError, match=">= 4 frames"):
-        net.apply(variables, codes, global_cond=good["global_cond"], local_cond=jnp.ones((2, 3, 2)))
+        apply(codes, global_cond=good["global_cond"], local_cond=jnp.ones((2, 3, 2)))
     with pytest.raises(ValueError, match=r"\[batch, time\]"):
-        net.apply(variables, codes[0], **good)
+        apply(codes[0], **good)
     with pytest.raises(ValueError, match="must be even"):
-        WaveNet(num_layers=1, num_stacks=1, residual_channels=4, gate_channels=5,
-                skip_channels=4).init(jax.random.key(0), codes)
+        jax.eval_shape(WaveNet(num_layers=1, num_stacks=1, residual_channels=4, gate_channels=5,
+                               skip_channels=4).init, jax.random.key(0), codes)
     with pytest.raises(ValueError, match="output"):
-        WaveNet(output="gauss").init(jax.random.key(0), codes)
+        jax.eval_shape(WaveNet(output="gauss").init, jax.random.key(0), codes)
 
 
 def test_jit_and_grad():
     net = WaveNet(num_layers=4, num_stacks=2, **SMALL)
     codes = _codes(2, 32)
-    variables = net.init(jax.random.key(0), codes)
+    variables = random_variables(net, codes)
 
     @jax.jit
     def loss(params):
