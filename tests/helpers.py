@@ -37,6 +37,7 @@ def random_variables(module, *args, seed: int = 0, **kwargs):
     parameter), which many tests would otherwise pay for values any random ones can stand in
     for."""
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -45,7 +46,7 @@ def random_variables(module, *args, seed: int = 0, **kwargs):
     def fill(leaf):
         fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 0
         std = 1 / np.sqrt(fan_in) if fan_in else 0.05
-        return jax.numpy.asarray(rng.normal(0, std, leaf.shape), leaf.dtype)
+        return jnp.asarray(rng.normal(0, std, leaf.shape), leaf.dtype)
 
     return jax.tree.map(fill, shapes)
 
