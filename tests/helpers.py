@@ -29,6 +29,15 @@ def params_after(config, workdir):
     return [np.asarray(x) for x in jax.tree.leaves(state.params)]
 
 
+def normal(shape, seed: int = 0, scale: float = 1.0, shift: float = 0.0):
+    """Float32 N(shift, scale^2) test inputs from numpy, so making them compiles nothing
+    (un-jitted jax.random compiles a program per shape)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    return jnp.asarray(np.random.default_rng(seed).normal(shift, scale, shape), jnp.float32)
+
+
 def random_variables(module, *args, seed: int = 0, **kwargs):
     """Variables of module.init(key, *args, **kwargs) filled from numpy: N(0, 1 / fan_in) for
     matrices and kernels (fan_in: every axis but the last), N(0, 0.05^2) for vectors, so no

@@ -18,6 +18,7 @@ from audiozoo.models.squeezenet import SqueezeNet1_1
 from audiozoo.models.vgg import VGG, VGG11
 from audiozoo.nn.pooling import (adaptive_avg_pool, adaptive_bins, adaptive_max_pool, avg_pool,
                                  max_pool)
+from helpers import normal
 
 # torchvision's 3-channel count minus 2 * (stem out channels * kernel area), num_classes=1000;
 # Cnn14 with AudioSet's 527 classes (PANNs reports 80.8M).
@@ -43,11 +44,6 @@ def key(seed: int) -> jax.Array:
     # rbg keys: threefry's random-number kernels take seconds each to compile on CPU, and
     # initialising a model compiles one per parameter shape.
     return jax.random.key(seed, impl="rbg")
-
-
-def normal(shape, seed: int = 0, scale: float = 1.0, shift: float = 0.0) -> jax.Array:
-    """Test inputs from numpy, so making them compiles nothing."""
-    return jnp.asarray(np.random.default_rng(seed).normal(shift, scale, shape), jnp.float32)
 
 
 def _abstract_init(model, shape, **kwargs):

@@ -8,6 +8,7 @@ import pytest
 from flax import linen as nn
 
 from audiozoo.nn.convolution import Conv, conv_as_tap_matmuls, conv_general_dilated
+from helpers import normal
 
 DN2 = ("NHWC", "HWIO", "NHWC")
 DN1 = ("NWC", "WIO", "NWC")
@@ -15,11 +16,6 @@ DN1 = ("NWC", "WIO", "NWC")
 
 def _primitives(fn, *args) -> set[str]:
     return {str(eqn.primitive) for eqn in jax.make_jaxpr(fn)(*args).eqns}
-
-
-def _random(seed, shape):
-    """N(0, 1) float32 from numpy: jax.random would compile a program per shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 @pytest.mark.parametrize("spatial,window,strides,padding,dilation", [
@@ -39,8 +35,8 @@ def _random(seed, shape):
 def test_tap_matmuls_equal_the_convolution_and_its_gradient(spatial, window, strides, padding,
                                                             dilation):
     dn = DN2 if len(spatial) == 2 else DN1
-    x = _random(0, (3, *spatial, 5))
-    k = _random(1, (*window, 5, 4))
+    x = normal((3, *spatial, 5), 0)
+    k = normal((*window, 5, 4), 1)
 
     def ours(x, k):
         return conv_general_dilated(x, k, strides, padding, rhs_dilation=dilation,
@@ -65,16 +61,16 @@ def test_tap_matmuls_equal_the_convolution_and_its_gradient(spatial, window, str
     ((2, 2, 2, 4), (3, 3), (1, 1), 2),     # grouped: not a tap-matmul case
 ])
 def test_other_convolutions_stay_with_lax(shape, window, strides, groups):
-    x = _random(0, shape)
-    k = _random(1, (*window, shape[-1] // groups, 4))
+    x = normal(shape, 0)
+    k = normal((*window, shape[-1] // groups, 4), 1)
     fn = lambda x, k: conv_general_dilated(x, k, strides, "SAME", dimension_numbers=DN2,  # noqa: E731
                                            feature_group_count=groups)
     assert "conv_general_dilated" in _primitives(fn, x, k)
 
 
 def test_tap_matmuls_keep_bfloat16_and_the_preferred_accumulator():
-    x = _random(0, (2, 2, 2, 8)).astype(jnp.bfloat16)
-    k = _random(1, (3, 3, 8, 4)).astype(jnp.bfloat16)
+    x = normal((2, 2, 2, 8), 0).astype(jnp.bfloat16)
+    k = normal((3, 3, 8, 4), 1).astype(jnp.bfloat16)
     pads = [(1, 1), (1, 1)]
     narrow = conv_as_tap_matmuls(x, k, (1, 1), pads)
     assert narrow.dtype == jnp.bfloat16
@@ -89,7 +85,7 @@ def test_tap_matmuls_keep_bfloat16_and_the_preferred_accumulator():
 
 def test_conv_layer_has_flax_parameters_and_output():
     """`Conv` is nn.Conv with the op swapped: same parameter tree, same numbers."""
-    x = _random(0, (2, 4, 2, 3))
+    x = normal((2, 4, 2, 3), 0)
     ours, flax_conv = Conv(6, (3, 3), padding="SAME"), nn.Conv(6, (3, 3), padding="SAME")
     variables = flax_conv.init(jax.random.PRNGKey(2), x)
     assert jax.tree.structure(ours.init(jax.random.PRNGKey(2), x)) == jax.tree.structure(variables)

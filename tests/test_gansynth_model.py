@@ -93,8 +93,8 @@ def _tiny_inputs(batch=3):
 def test_generator_and_discriminator_shapes_at_every_stage(num_blocks):
     model = GANSynth(**TINY)
     z, pitch = _tiny_inputs()
-    # Jitted: one compile per network instead of one per operation (faster tests).
     variables = random_variables(model, z, pitch, 0.0, seed=1)
+    # Jitted: one compile per network instead of one per operation (faster tests).
     generate = jax.jit(lambda v, z, p, progress: model.apply(v, z, p, progress, num_blocks,
                                                              method="generate"))
     images = generate(variables, z, pitch, float(num_blocks - 1))

@@ -7,12 +7,7 @@ import numpy as np
 import pytest
 
 from audiozoo.nn import CausalConv1D, ConditionUpsampler
-from helpers import random_variables
-
-
-def _normal(shape, seed: int = 0) -> jax.Array:
-    """N(0, 1) float32 from numpy (jax.random, un-jitted, compiles each of its operations)."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+from helpers import normal, random_variables
 
 
 @pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (2, 1), (2, 4), (3, 3)])
@@ -47,7 +42,7 @@ def test_attention_equals_softmax_then_values():
         scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
         return jnp.einsum("bhqk,bhkd->bhqd", jax.nn.softmax(scores, axis=-1), v)
 
-    q, k, v = 3 * _normal((3, 2, 2, 12, 8), seed=3)
+    q, k, v = 3 * normal((3, 2, 2, 12, 8), seed=3)
     mask = np.ones((2, 2, 12, 12), bool)
     mask[0, :, :, 9:] = mask[1, 0, 4] = False
     # Jitted throughout: one compile per function, not one per operation.
@@ -68,7 +63,7 @@ def test_attention_per_head_equals_all_heads_at_once(batch, heads, masked):
     attention, values and gradients."""
     from audiozoo.nn.transformer import attend, attend_per_head, expand_mask
 
-    q, k, v = _normal((3, batch, heads, 40, 8))
+    q, k, v = normal((3, batch, heads, 40, 8))
     mask = expand_mask(jnp.arange(40)[None, :] < jnp.array([[31], [40]])[:batch]) if masked else None
     np.testing.assert_allclose(jax.jit(attend_per_head)(q, k, v, mask),
                                jax.jit(attend)(q, k, v, mask), atol=1e-6)
@@ -82,7 +77,7 @@ def test_long_sequences_take_the_per_head_path_on_cpu(monkeypatch):
     from audiozoo.nn import transformer
 
     layer = transformer.MultiHeadAttention(num_heads=2)
-    x = _normal((2, 1536, 8))  # 2 x 2 heads x 1536^2 > 2^23
+    x = normal((2, 1536, 8))  # 2 x 2 heads x 1536^2 > 2^23
     variables = random_variables(layer, x)
     assert transformer._attend_per_head((2, 2, 1024, 4), (2, 2, 2048, 4)) and not \
         transformer._attend_per_head((2, 2, 1023, 4), (2, 2, 2048, 4))

@@ -21,16 +21,14 @@ import json
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo  # noqa: E402
 
-from audiozoo.benchmarking import device_label  # noqa: E402
+from audiozoo.benchmarking import call_seconds, device_label  # noqa: E402
 
 # The runtime's own bookkeeping, not operations of the program.
 RUNTIME = re.compile(r"^\$|Thunk|PjRt|PjitFunction|SlinkyThreadPool|ParseArguments|"
@@ -65,16 +63,11 @@ def main():
     args = parser.parse_args()
     workload = zoo.WORKLOADS[args.model]
     call = zoo.jax_calls(workload, args.dtype)[args.mode]
-    jax.block_until_ready(call())  # compile
-    seconds = []
-    for _ in range(args.calls):
-        start = time.perf_counter()
-        jax.block_until_ready(call())
-        seconds.append(time.perf_counter() - start)
+    seconds = call_seconds(call, args.calls, "median")  # after a compile-and-warm-up call
     total, count = operation_times(call, args.calls)
     named = sum(total.values())
     print(f"{args.model} {args.mode}, batch {workload.batch}, {args.dtype}, {device_label()}: "
-          f"{1e3 * np.median(seconds):.1f} ms per call (median of {args.calls}); the named "
+          f"{1e3 * seconds:.1f} ms per call (median of {args.calls}); the named "
           f"operations add up to {named / args.calls / 1e3:.1f} ms")
     print()
     print("| operation | ms per call | per call | share |")
