@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="how the windows of a long file are combined")
     cl.add_argument("--min-db", type=float, default=-60.0,
                     help="skip windows quieter than this RMS level in dBFS (-inf keeps all)")
+    cl.add_argument("--skip-bad", action="store_true",
+                    help="report unreadable files (corrupt, empty, NaN) and classify the rest "
+                         "instead of stopping")
 
     _add_import_parser(verbs)
 
@@ -676,7 +679,7 @@ def _classify(args, overrides) -> int:
     files = inference.collect_files(args.files, args.list, tuple(config.data.get("extensions", ())) or
                                     inference.DEFAULT_EXTENSIONS)
     classifier = run.classifier(batch_size=args.batch, min_db=args.min_db, pooling=args.pooling)
-    results = classifier.classify(files)
+    results = classifier.classify(files, skip_bad=args.skip_bad)
     for result in results:
         print(inference.describe(result, labels.classes, args.top, args.min_db))
     if args.out:

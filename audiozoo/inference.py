@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from audiozoo.audio.io import read_audio
+from audiozoo.audio.io import AudioError, read_audio
 from audiozoo.data import DataError
 from audiozoo.data.wav_folder import DEFAULT_EXTENSIONS, list_audio_files
 from audiozoo.files import write_text_atomic
@@ -95,13 +95,15 @@ def pool(logits: np.ndarray, multi_label: bool, how: str = "mean_logits") -> np.
 @dataclasses.dataclass
 class FileResult:
     """A file's windows, how many were loud enough to use, its loudest window's level, and
-    the pooled class scores (None when every window was below the threshold)."""
+    the pooled class scores (None when every window was below the threshold, or when the
+    file could not be read: then `error` says why)."""
 
     path: str
     windows: int
     used: int
     peak_db: float
     scores: np.ndarray | None
+    error: str | None = None
 
 
 class Classifier:
@@ -118,10 +120,29 @@ class Classifier:
         self.segment_length = task.config.data.segment_length
         self._predict = jax.jit(task.predict)
 
-    def classify(self, paths: Sequence[str]) -> list[FileResult]:
-        """Each file's result; files are read one at a time as their windows are queued."""
-        return self.classify_audio((read_audio(path, self.task.sample_rate) for path in paths),
-                                   names=list(paths))
+    def classify(self, paths: Sequence[str], skip_bad: bool = False) -> list[FileResult]:
+        """Each file's result; files are read one at a time as their windows are queued. A
+        file that cannot be read (corrupt, empty, NaN samples) stops the call, or, with
+        `skip_bad`, gets a result holding the error."""
+        unreadable, readable = {}, []
+
+        def clips():
+            for path in paths:
+                try:
+                    audio = read_audio(path, self.task.sample_rate)
+                except AudioError as e:
+                    if not skip_bad:
+                        raise AudioError(f"{e} (--skip-bad classifies the other files and "
+                                         "reports this one)") from None
+                    unreadable[path] = str(e)
+                    continue
+                readable.append(path)  # before the yield: classify_audio reads its name
+                yield audio
+
+        results = {r.path: r for r in self.classify_audio(clips(), names=readable)}
+        return [results[path] if path in results
+                else FileResult(path, 0, 0, float("-inf"), None, unreadable[path])
+                for path in paths]
 
     def classify_audio(self, clips: Iterable[np.ndarray], names: Sequence[str] | None = None
                        ) -> list[FileResult]:
@@ -161,6 +182,8 @@ def top_k(scores: np.ndarray, names: Sequence[str], k: int) -> list[tuple[str, f
 
 def describe(result: FileResult, names: Sequence[str], k: int, min_db: float) -> str:
     """One tab-separated line: the path, then `name score` for the top k classes."""
+    if result.error is not None:
+        return f"{result.path}\t(unreadable: {result.error})"
     if result.scores is None:
         return (f"{result.path}\t(silent: no window reaches {min_db:g} dBFS; loudest "
                 f"{result.peak_db:.1f} dBFS)")
@@ -181,18 +204,19 @@ def write_results(results: list[FileResult], names: Sequence[str], path: str | P
 def _csv(results, names, k) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["path", "windows", "used_windows"]
-                    + [f"{what}{r}" for r in range(1, k + 1) for what in ("label", "score")])
+    labels = [f"{what}{r}" for r in range(1, k + 1) for what in ("label", "score")]
+    writer.writerow(["path", "windows", "used_windows", *labels, "error"])
     for result in results:
         ranked = top_k(result.scores, names, k) if result.scores is not None else []
-        writer.writerow([result.path, result.windows, result.used]
-                        + [x for name, score in ranked for x in (name, f"{score:.6f}")])
+        cells = [x for name, score in ranked for x in (name, f"{score:.6f}")]
+        cells += [""] * (len(labels) - len(cells))  # silent or unreadable: no labels
+        writer.writerow([result.path, result.windows, result.used, *cells, result.error or ""])
     return out.getvalue()
 
 
 def _json(results, names, k) -> str:
     records = [{"path": r.path, "windows": r.windows, "used_windows": r.used,
-                "silent": r.scores is None,
+                "silent": r.scores is None and r.error is None, "error": r.error,
                 "top": [{"label": n, "score": s} for n, s in top_k(r.scores, names, k)]
                 if r.scores is not None else [],
                 "scores": dict(zip(names, map(float, r.scores))) if r.scores is not None else None}

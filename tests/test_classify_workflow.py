@@ -230,7 +230,7 @@ def test_classify_folders_files_and_lists_in_one_call(trained, tmp_path, capsys)
     assert len(lines) == 5
     assert lines[3].startswith(f"{silent}\t(silent")
     rows = out.read_text().strip().splitlines()
-    assert rows[0] == "path,windows,used_windows,label1,score1,label2,score2"
+    assert rows[0] == "path,windows,used_windows,label1,score1,label2,score2,error"
     assert len(rows) == 6 and rows[4].startswith(f"{silent},2,0")
     assert rows[5].startswith(f"{extra},3,3,")
     assert main(["classify", str(extra), "--workdir", str(workdir), "--out", str(tmp_path / "p.json"),
@@ -238,6 +238,34 @@ def test_classify_folders_files_and_lists_in_one_call(trained, tmp_path, capsys)
     (record,) = json.loads((tmp_path / "p.json").read_text())
     assert record["used_windows"] == 3 and not record["silent"]
     assert set(record["scores"]) == {"c1", "c2", "c10"} and len(record["top"]) == 3
+
+
+def test_skip_bad_reports_unreadable_files_and_classifies_the_rest(trained, tmp_path, capsys):
+    """One corrupt file stops a folder's classification, naming it and --skip-bad; with
+    --skip-bad each unreadable file gets a line and a CSV / JSON record with its error, and
+    the readable ones their labels, in the order given."""
+    workdir, _, _ = trained
+    folder = tmp_path / "mixed"
+    _tone(folder / "a.wav", 300.0)
+    (folder / "b.wav").write_bytes(b"RIFF" + os.urandom(64))
+    sf.write(folder / "c.wav", np.zeros(0), RATE)
+    _tone(folder / "d.wav", 1200.0)
+    args = ["classify", str(folder), "--workdir", str(workdir), "--top", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "b.wav" in err and "--skip-bad" in err
+    assert main([*args, "--skip-bad", "--out", str(tmp_path / "p.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(folder / f"{n}.wav") for n in "abcd"]
+    assert "(unreadable: cannot read" in lines[1] and "is empty" in lines[2]
+    assert all(line.split("\t")[1].split(" ")[0] in PITCHES for line in (lines[0], lines[3]))
+    rows = (tmp_path / "p.csv").read_text().strip().splitlines()
+    assert rows[2].startswith(f"{folder / 'b.wav'},0,0,,,") and "cannot read" in rows[2]
+    assert rows[1].endswith(",") and rows[1].split(",")[3] in PITCHES
+    assert main([*args, "--skip-bad", "--out", str(tmp_path / "p.json")]) == 0
+    records = json.loads((tmp_path / "p.json").read_text())
+    assert [r["error"] is not None for r in records] == [False, True, True, False]
+    assert not any(r["silent"] for r in records) and records[1]["scores"] is None
 
 
 def test_trailing_silence_is_skipped_and_does_not_change_the_answer(trained, tmp_path):

@@ -75,6 +75,57 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         load_config("configs/nope.py")
 
 
+def test_any_model_field_is_an_override_though_the_config_leaves_it_out():
+    """`--config.model.FIELD` reaches every constructor field of the model that model.name
+    picks (parsed against the field's default); a misspelt one lists them; initialisers and
+    other values no command line can spell stay out."""
+    from audiozoo.models import build_model
+
+    config = load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:ast")
+    assert "distillation_token" not in config.model
+    apply_overrides(config, [("model.distillation_token", "False"), ("model.patch_size", "8")])
+    model = build_model(config.model)
+    assert model.distillation_token is False and model.patch_size == 8
+    with pytest.raises(ConfigError, match="no 'distilation_token' in model; valid keys there: "
+                                          ".*distillation_token.*patch_size"):
+        apply_overrides(config, [("model.distilation_token", "False")])
+    with pytest.raises(ConfigError, match="expected True or False"):
+        apply_overrides(config, [("model.attention_dropout", "0.1"), ("model.distillation_token", "0")])
+    resnet = load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:resnet18")
+    with pytest.raises(ConfigError, match="no 'kernel_init' in model"):
+        apply_overrides(resnet, [("model.kernel_init", "zeros")])
+
+
+def test_every_config_key_the_docs_and_messages_name_exists():
+    """Each `--config.KEY` that README files, config docstrings or the library's messages tell
+    a user to type is a key of a shipped config, or a field of one's model."""
+    import re
+
+    from audiozoo.config import _unlisted_model_fields
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [root / "README.md", *root.glob("experiments/**/README.md"), *CONFIG_FILES,
+               *root.glob("audiozoo/**/*.py")]
+    named = {key: path for path in sources
+             for key in re.findall(r"--config\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)", path.read_text())}
+    placeholders = {"path.to.field", "a.b", "data.a"}
+    configs = [load_config(spec) for spec in CONFIGS]
+
+    def exists(config, key):
+        parts = key.split(".")
+        if parts[0] == "model" and len(parts) == 2 and parts[1] in _unlisted_model_fields(config):
+            return True
+        for part in parts:
+            if not hasattr(config, "keys") or part not in config:
+                return False
+            config = config[part]
+        return True
+
+    missing = {key: str(path.relative_to(root)) for key, path in named.items()
+               if key not in placeholders and not any(exists(c, key) for c in configs)}
+    assert not missing
+
+
 def test_linear_schedule_warms_up_then_decays_to_zero():
     from audiozoo.config import base_config
     from audiozoo.tasks.optim import make_schedule

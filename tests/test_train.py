@@ -284,6 +284,49 @@ def test_trains_on_a_wav_folder(tmp_path):
     assert (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+def test_global_ids_the_data_lacks_or_outnumber_the_model_stop_before_training(tmp_path):
+    """A family-conditioned config on a folder without that key, or with more speaker folders
+    than the model has ids (which would be clamped to its last id), says what to set."""
+    _write_wavs(tmp_path / "wavs")
+    with pytest.raises(ConfigError, match="no such key.*global_cond='' --config.model.num_global"
+                                          "_ids=0 --config.model.global_channels=0.*labels=True"):
+        Trainer(_wav_config(tmp_path / "wavs"), tmp_path / "run")
+    for speaker in ("ann", "bob", "cy"):
+        _write_wavs(tmp_path / "speakers" / speaker, count=4)
+    config = _wav_config(tmp_path / "speakers", labels=True)
+    config.task.global_cond = "label"
+    config.model.num_global_ids = 2
+    with pytest.raises(ConfigError, match="3 'label' ids but model.num_global_ids=2; set "
+                                          "--config.model.num_global_ids=3"):
+        Trainer(config, tmp_path / "run")
+    config.model.update(num_global_ids=0)
+    with pytest.raises(ConfigError, match="global_channels=4 disagree"):
+        Trainer(config, tmp_path / "run")
+
+
+def test_a_small_eval_split_and_other_formats(tmp_path):
+    """The eval split too small for a batch is named as such, with the way to train without
+    one; a folder of another format trains once `data.extensions` names it."""
+    _write_wavs(tmp_path / "wavs", count=6)
+    config = _wav_config(tmp_path / "wavs")
+    config.model.update(num_global_ids=0, global_channels=0)
+    config.task.global_cond = ""
+    config.train.update(batch_size=2, eval_every=1)
+    with pytest.raises(DataError, match="the eval split has 1 example.*global_batch_size 2.*"
+                                        "--config.train.eval_every=0"):
+        Trainer(config, tmp_path / "run")
+    for wav in (tmp_path / "wavs").glob("*.wav"):
+        audio, rate = sf.read(wav)
+        sf.write(wav.with_suffix(".mp3"), audio, rate)
+        wav.unlink()
+    config.train.eval_every = 0
+    with pytest.raises(DataError, match=r"extensions \['.wav', '.flac'\].*data.extensions="):
+        Trainer(config, tmp_path / "run")
+    config.data.extensions = (".mp3",)
+    train(config, tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_bad_data_errors_name_the_culprit(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         Trainer(_wav_config(tmp_path / "missing"), tmp_path / "run")

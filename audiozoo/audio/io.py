@@ -290,7 +290,7 @@ def _check_exists(path: str) -> None:
 
 def _unreadable(path: str, error: Exception) -> AudioError:
     return AudioError(
-        f"cannot read audio file {path!r}: {error}. The file is corrupt or not in a "
+        f"cannot read audio file {path!r}: {str(error).rstrip('.')}. The file is corrupt or not in a "
         "format libsndfile reads (WAV, FLAC, OGG, ...); re-export or remove it."
     )
 

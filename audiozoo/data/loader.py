@@ -44,6 +44,7 @@ class BatchLoader:
         (``jax.process_index()``, ``jax.process_count()``).
       drop_remainder: drop each epoch's incomplete last batch (see above).
       num_workers: threads building the examples of one batch in ``iterate``.
+      what: the data in error messages (e.g. "the eval split").
     """
 
     def __init__(
@@ -56,10 +57,11 @@ class BatchLoader:
         process_count: int = 1,
         drop_remainder: bool = True,
         num_workers: int | None = None,
+        what: str = "the dataset",
     ):
-        _check_sizes(len(dataset), global_batch_size, process_index, process_count)
+        _check_sizes(len(dataset), global_batch_size, process_index, process_count, what)
         if int(seed) < 0:
-            raise DataError(f"seed must be >= 0, got {seed}; set a non-negative --config.seed")
+            raise DataError(f"seed must be >= 0, got {seed}; set a non-negative --config.data.seed")
         self.dataset = dataset
         self.global_batch_size = int(global_batch_size)
         self.seed = int(seed)
@@ -179,7 +181,8 @@ class _Prefetcher:
                 pass
 
 
-def _check_sizes(num_examples: int, batch_size: int, process_index: int, process_count: int) -> None:
+def _check_sizes(num_examples: int, batch_size: int, process_index: int, process_count: int,
+                 what: str) -> None:
     if batch_size < 1 or process_count < 1:
         raise DataError(
             f"global_batch_size ({batch_size}) and process_count ({process_count}) must be positive"
@@ -187,14 +190,14 @@ def _check_sizes(num_examples: int, batch_size: int, process_index: int, process
     if batch_size % process_count:
         raise DataError(
             f"global_batch_size {batch_size} does not divide by process_count {process_count}; "
-            "set --config.batch_size to a multiple of the number of hosts"
+            "set --config.train.batch_size to a multiple of the number of hosts"
         )
     if not 0 <= process_index < process_count:
         raise DataError(f"process_index {process_index} is outside [0, {process_count})")
     if num_examples < batch_size:
         raise DataError(
-            f"the dataset has {num_examples} example(s), fewer than global_batch_size {batch_size}; "
-            "lower --config.batch_size or add data"
+            f"{what} has {num_examples} example(s), fewer than global_batch_size {batch_size}; "
+            "lower --config.train.batch_size or add data"
         )
 
 

@@ -61,7 +61,8 @@ def list_audio_files(root: str | os.PathLike, extensions: Sequence[str] = DEFAUL
     if not found:
         raise DataError(
             f"data directory {root!r} has no audio files with extensions {list(extensions)} "
-            "(searched recursively); point --config.data.root at the audio or change the extensions"
+            "(searched recursively); point --config.data.root at the audio, or name its "
+            "extensions, e.g. --config.data.extensions=\"('.mp3', '.ogg')\""
         )
     # Sort by path components so "a/x.wav" and "a-b/x.wav" order the same on every OS.
     return sorted(found, key=lambda p: os.path.relpath(p, root).split(os.sep))

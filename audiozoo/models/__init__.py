@@ -63,14 +63,37 @@ def build_model(model_config):
     fields = dict(model_config)
     if isinstance(fields.get("dtype"), str):
         fields["dtype"] = compute_dtype(fields["dtype"])
-    cls = model_class(fields.pop("name", None))
-    # Variants are partials of a family class (ResNet50 = partial(ResNet, ...)).
-    base = cls.func if isinstance(cls, functools.partial) else cls
-    valid = {f.name for f in dataclasses.fields(base)} - {"parent", "name"}
-    unknown = sorted(set(fields) - valid)
+    name = fields.pop("name", None)
+    cls, valid = model_class(name), model_fields(name)
+    unknown = sorted(set(fields) - set(valid))
     if unknown:
         raise ConfigError(
-            f"model.{unknown[0]} is not a field of {base.__name__}; valid fields: "
+            f"model.{unknown[0]} is not a field of {_family(cls).__name__}; valid fields: "
             f"{', '.join(sorted(valid))}"
         )
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def model_fields(name: str) -> dict:
+    """The constructor fields of the model registered under `name`, each with its default
+    (a variant's own settings included; None where the field has no default)."""
+    cls = model_class(name)
+    defaults = {}
+    for field in dataclasses.fields(_family(cls)):
+        if field.name in ("parent", "name"):
+            continue
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+        else:
+            defaults[field.name] = None
+    if isinstance(cls, functools.partial):
+        defaults.update(cls.keywords)
+    return defaults
+
+
+def _family(cls):
+    """The family class of a registered model (variants are partials: ResNet50 =
+    partial(ResNet, ...))."""
+    return cls.func if isinstance(cls, functools.partial) else cls

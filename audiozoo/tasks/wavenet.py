@@ -22,6 +22,7 @@ from audiozoo import generation
 from audiozoo.audio.mulaw import (linear_dequantize, linear_quantize, mu_law_dequantize,
                                   mu_law_quantize)
 from audiozoo.config import ConfigError
+from audiozoo.data import label_names
 from audiozoo.models import build_model
 from audiozoo.nn.mixture_logistics import discretized_mix_logistic_nll
 from audiozoo.tasks.base import SupervisedTask
@@ -45,11 +46,13 @@ class WaveNetTask(SupervisedTask):
                 f"data.segment_length={data.segment_length} must exceed the model's receptive "
                 f"field ({net.receptive_field} samples) so some positions are scored"
             )
-        if bool(self.global_key) != (net.num_global_ids > 0):
+        if (net.num_global_ids < 1) if self.global_key else net.uses_global:
             raise ConfigError(
                 f"task.global_cond={self.global_key!r} and model.num_global_ids="
-                f"{net.num_global_ids} disagree: set both (e.g. 'family' and the number of "
-                f"families) or neither"
+                f"{net.num_global_ids} / model.global_channels={net.global_channels} disagree: "
+                "set task.global_cond and model.num_global_ids (e.g. 'family' and the number of "
+                "families), or neither (task.global_cond='', model.num_global_ids=0, "
+                "model.global_channels=0)"
             )
         if net.uses_local != self.conditions_locally:
             raise ConfigError(
@@ -57,6 +60,29 @@ class WaveNetTask(SupervisedTask):
                 f"{self.config.task.name!r}: the 'wavenet' task has no local features (set "
                 "model.local_channels=0); the 'vocoder' task conditions on log-mel frames "
                 "(set model.local_channels to frontend.n_mels)")
+
+    def check_data(self, dataset):
+        """A globally conditioned model needs its ids in the data, no more of them than the
+        model has (an id past the table would be clamped to its last row, silently)."""
+        if not self.global_key:
+            return
+        example = dataset[0]
+        if self.global_key not in example:
+            hint = (" (a folder of speaker or instrument subfolders: --config.data.labels=True "
+                    "--config.task.global_cond=label)" if self.config.data.name == "wav_folder"
+                    else "")
+            raise ConfigError(
+                f"task.global_cond={self.global_key!r}, but the {self.config.data.name} data has "
+                f"no such key (its examples hold {sorted(example)}): train unconditioned with "
+                "--config.task.global_cond='' --config.model.num_global_ids=0 "
+                "--config.model.global_channels=0, or name a key "
+                f"of the data{hint}")
+        names = label_names(dataset, self.global_key)
+        if names and len(names) > self.model.num_global_ids:
+            raise ConfigError(
+                f"the training data has {len(names)} {self.global_key!r} ids but "
+                f"model.num_global_ids={self.model.num_global_ids}; set "
+                f"--config.model.num_global_ids={len(names)}")
 
     # ---- codes ----------------------------------------------------------------------
     def quantize(self, audio):

@@ -17,7 +17,7 @@ from audiozoo import config as config_lib
 from audiozoo.audio.io import write_audio
 from audiozoo.checkpoint import CONFIG_FILE, Checkpointer, check_compatible
 from audiozoo.config import ConfigError
-from audiozoo.data import BatchLoader, make_dataset
+from audiozoo.data import BatchLoader, DataError, make_dataset
 from audiozoo.files import WorkdirLock, make_dir, remove_stale_temporaries, write_text_atomic
 from audiozoo.interrupt import graceful_interrupt, stop_requested
 from audiozoo.tasks import build_task
@@ -121,8 +121,15 @@ class Trainer:
 
     def _loader(self, split: str, seed: int) -> BatchLoader:
         dataset = make_dataset(self.config.data, split)
-        return BatchLoader(dataset, global_batch_size=self.config.train.batch_size, seed=seed,
-                           process_index=jax.process_index(), process_count=jax.process_count())
+        try:
+            return BatchLoader(dataset, global_batch_size=self.config.train.batch_size,
+                               seed=seed, process_index=jax.process_index(),
+                               process_count=jax.process_count(), what=f"the {split} split")
+        except DataError as e:
+            if split == "eval":  # a small folder's eval split is a small fraction of it
+                raise DataError(f"{e}; or train without evaluating: "
+                                "--config.train.eval_every=0") from None
+            raise
 
     def _compile(self):
         self._init = jax.jit(self.task.init_train_state, out_shardings=mesh_lib.replicated(self.mesh))
