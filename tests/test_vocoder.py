@@ -52,6 +52,9 @@ def test_shifting_the_audio_by_one_hop_shifts_the_features_by_one_frame():
     # of the audio one hop later.
     np.testing.assert_allclose(shifted[4:-4], features[5:-4], atol=2e-4)
     assert task.features(audio[None, :HOP * 3 + 1]).shape == (1, 4, 40)  # whole hops, padded
+    # Shorter than half an STFT window: zero-padded first, still one frame per started hop.
+    short = task.features(audio[None, :50])
+    assert short.shape == (1, 1, 40) and np.all(np.isfinite(short))
 
 
 def test_the_vocoder_is_causal_in_the_audio_and_sees_the_conditioning():

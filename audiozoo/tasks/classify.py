@@ -390,7 +390,8 @@ def feature_stats(config, dataset, batches: int) -> FeatureStats:
     task.stats_batches measure)."""
     # mean 0, std 1: a waveform front end refuses others, and the raw features ignore them.
     frontend = Frontend.from_config({**config.frontend.to_dict(), "mean": 0.0, "std": 1.0})
-    loader = BatchLoader(dataset, seed=config.data.seed, global_batch_size=config.train.batch_size)
+    loader = BatchLoader(dataset, seed=config.data.seed, global_batch_size=config.train.batch_size,
+                         what="the train split")
     features = jax.jit(frontend.unnormalised)
     stats = FeatureStats()
     for step in range(min(batches, int(loader.steps_per_epoch))):

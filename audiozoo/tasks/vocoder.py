@@ -72,10 +72,13 @@ class VocoderTask(WaveNetTask):
         return math.ceil(num_samples / self.hop_length)
 
     def features(self, audio):
-        """Log-mel frames [batch, ceil(T / hop), n_mels] of audio [batch, T] (float32)."""
+        """Log-mel frames [batch, ceil(T / hop), n_mels] of audio [batch, T] (float32). A clip
+        shorter than half an STFT window (too short to reflect-pad) is zero-padded to more
+        than that first; its frames are then the first ceil(T / hop)."""
         audio = jnp.asarray(audio, jnp.float32)
         frames = self.num_frames(audio.shape[-1])
-        audio = jnp.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, frames * self.hop_length - audio.shape[-1])])
+        length = max(frames * self.hop_length, self.frontend.n_fft // 2 + 1)
+        audio = jnp.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])])
         return self.frontend(audio)[..., :frames, :]
 
     def local_cond(self, batch):
