@@ -8,7 +8,7 @@ One fold per run; the paper's number is the mean over eval folds 1..5:
 
     audiozoo train --config configs/ast_esc50.py --workdir runs/ast_esc50_f5 \\
         --config.data.root=/data/ESC-50 --config.task.init_from_hf=/ckpt/ast-audioset \\
-        --config.data.eval_folds=(5,)
+        --config.data.eval_folds="(5,)"
     audiozoo evaluate --workdir runs/ast_esc50_f5
 
 The paper's ImageNet-only variant (AST-S in Table 4) starts from the ImageNet DeiT instead
@@ -17,7 +17,7 @@ the recipe's lr 1e-4 and position embeddings for the 512-frame clips (12 x 50, s
 DeiT's 24 x 24):
 
     audiozoo train --config configs/ast_esc50.py --workdir runs/ast_esc50_imagenet_f5 \\
-        --config.data.root=/data/ESC-50 --config.data.eval_folds=(5,) \\
+        --config.data.root=/data/ESC-50 --config.data.eval_folds="(5,)" \\
         --config.task.init_from_imagenet=/ckpt/deit_base_distilled_patch16_384.safetensors \\
         --config.model.num_frames=512 --config.optim.learning_rate=1e-4
 

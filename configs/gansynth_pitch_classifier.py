@@ -11,7 +11,7 @@ The network and input of magenta's GANSynth evaluation (`models/pitch_classifier
 MIDI pitch (label_key "pitch", 128 classes named "0".."127"), Adam 1e-4 with b1 0.5,
 batch 16. It defaults to the synthetic NSynth-like notes of the GANSynth pitch range
 (24-84); `--config.data.name=nsynth --config.data.root=DIR` reads an NSynth release
-(`--config.data.pitch_range=()` keeps every pitch).
+(`--config.data.pitch_range="()"` keeps every pitch).
 
 Variant `tiny`: the notes of configs/gansynth_tiny.py (0.256 s, 4,096 samples, MIDI 48-72)
 at nfft 256, hop 32 (128 frames x 128 bins) and a quarter of the widths, so that it trains

@@ -98,7 +98,8 @@ def test_any_model_field_is_an_override_though_the_config_leaves_it_out():
 
 def test_every_config_key_the_docs_and_messages_name_exists():
     """Each `--config.KEY` that README files, config docstrings or the library's messages tell
-    a user to type is a key of a shipped config, or a field of one's model."""
+    a user to type is a key of a shipped config, or a field of one's model, and a tuple value
+    there is quoted for the shell."""
     import re
 
     from audiozoo.config import _unlisted_model_fields
@@ -124,6 +125,10 @@ def test_every_config_key_the_docs_and_messages_name_exists():
     missing = {key: str(path.relative_to(root)) for key, path in named.items()
                if key not in placeholders and not any(exists(c, key) for c in configs)}
     assert not missing
+    # A tuple value has to be quoted: `--config.data.eval_folds=(5,)` is a shell syntax error.
+    unquoted = {str(path.relative_to(root)): found for path in sources
+                if (found := re.findall(r"--config\.[a-z0-9_.]+=[(\[]", path.read_text()))}
+    assert not unquoted
 
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
