@@ -80,6 +80,17 @@ def test_a_prime_is_continued_at_the_top_level(stack, tmp_path):
 
 
 @pytest.mark.integration
+def test_a_prime_shorter_than_one_top_level_code_is_refused(stack, tmp_path, capsys):
+    root, _ = stack
+    prime = tmp_path / "click.wav"
+    sf.write(prime, 0.3 * np.sin(np.arange(50) / 7.0), 16000)
+    assert main(["generate", "--workdir", str(root / "prior"), "--seconds", "0.01", "--prime",
+                 str(prime), "--out", str(tmp_path / "out.wav")]) == 2
+    assert "the prime is 50 samples, shorter than one top-level code" in capsys.readouterr().err
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.integration
 def test_prior_config_mismatches_name_the_keys(stack):
     root, _ = stack
     config = load_config(f"{ADA}:prior")

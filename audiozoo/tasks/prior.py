@@ -93,6 +93,11 @@ class PriorTask(WaveNetTask):
             raise ValueError("the prior takes no conditioning (it models the top-level codes alone)")
         code_rng, audio_rng = jax.random.split(rng)
         count = math.ceil(num_samples / self.hop_to_audio)
+        if prime_audio is not None and np.shape(prime_audio)[-1] < self.hop_to_audio:
+            raise ValueError(
+                f"the prime is {np.shape(prime_audio)[-1]} samples, shorter than one top-level "
+                f"code of this stack ({self.hop_to_audio} samples, "
+                f"{self.hop_to_audio / self.sample_rate:.3f} s): give a longer prime")
         # The prime goes through the whole stack's encoders once, for the prior and the output.
         prime = None if prime_audio is None else self.quantize(prime_audio)
         gen = self.generator(params, code_rng, count, batch_size=batch_size, prime_codes=prime,
