@@ -70,5 +70,8 @@ class GatedResidualBlock(nn.Module):
         if self.local_proj is not None:
             h = h + self.local_proj(local_cond)
         z = gated_activation(h)
+        # x + (z W + b), the bias inside: written (x + z W) + b, XLA:CPU fused the residual
+        # sums into the dilated convs' gradient transposes and recomputed the whole residual
+        # stream in every layer's backward pass, nearly doubling a 20-layer WaveNet's gradient.
         residual = x if self.residual_proj is None else x.astype(self.dtype) + self.residual_proj(z)
         return residual, self.skip_proj(z)
