@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 from typing import Iterable
@@ -33,6 +34,9 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config()")
+    if arg is not None and not inspect.signature(module.get_config).parameters:
+        raise ConfigError(f"config file {path} has no variants (its get_config() takes no "
+                          f"argument): drop ':{arg}'")
     config = module.get_config() if arg is None else module.get_config(arg)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")

@@ -73,6 +73,8 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         apply_overrides(config, [("train.num_steps", "many")])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("configs/nope.py")
+    with pytest.raises(ConfigError, match="wavenet_tiny.py has no variants .*drop ':x'"):
+        load_config(f"{CONFIG_FILES[0].parent}/wavenet_tiny.py:x")
 
 
 def test_any_model_field_is_an_override_though_the_config_leaves_it_out():
