@@ -293,9 +293,12 @@ def _train(args, overrides) -> int:
         from audiozoo.train.mesh import initialize_distributed
 
         initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    from audiozoo.models import unlisted_fields
     from audiozoo.train.loop import train
 
-    config = apply_overrides(load_config(args.config), overrides)
+    config = load_config(args.config)
+    # Any field of the model is an override, though the config file leaves it out.
+    config = apply_overrides(config, overrides, {"model": unlisted_fields(config.model)})
     train(config, args.workdir)
     logs = ", tensorboard/" if config.train.get("tensorboard", True) else ""
     print(f"trained: {args.workdir} (metrics.jsonl, loss.png, samples/, checkpoints/{logs})")

@@ -73,14 +73,16 @@ def split_overrides(argv: Iterable[str]) -> tuple[list[str], list[tuple[str, str
     return rest, overrides
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]]):
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]],
+                    settable: dict[str, dict] | None = None):
     """Sets each dotted key to its parsed value; unknown keys raise a ConfigError listing the
-    valid ones at that level. `model.FIELD` may also name any constructor field of the model
-    that `model.name` picks, though the config file does not list it (parsed against the
-    field's default)."""
+    valid ones at that level. `settable` {section: {field: default}} names fields a section
+    may take though the config does not list them (a model's other constructor fields),
+    each parsed against its default."""
+    settable = settable or {}
     for key, text in overrides:
-        parent, leaf = _resolve_parent(config, key)
-        current = parent[leaf] if leaf in parent else _unlisted_model_fields(config)[leaf]
+        parent, leaf = _resolve_parent(config, key, settable)
+        current = parent[leaf] if leaf in parent else settable[key.split(".")[0]][leaf]
         value = _parse_value(text, current, key)
         try:
             parent[leaf] = value
@@ -89,17 +91,17 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[tuple
     return config
 
 
-def _resolve_parent(config, key: str):
+def _resolve_parent(config, key: str, settable: dict[str, dict]):
     parts = key.split(".")
-    if len(parts) == 2 and parts[0] == "model" and parts[1] in _unlisted_model_fields(config):
-        return config.model, parts[1]
+    if len(parts) == 2 and parts[1] in settable.get(parts[0], {}) and parts[0] in config:
+        return config[parts[0]], parts[1]
     node = config
     for depth, part in enumerate(parts):
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             where = ".".join(parts[:depth]) or "the top level"
             valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-            if parts[:depth] == ["model"]:
-                valid = sorted(set(valid) | set(_unlisted_model_fields(config)))
+            if depth == 1:
+                valid = sorted(set(valid) | set(settable.get(parts[0], {})))
             raise ConfigError(
                 f"config key {key!r} does not exist: no {part!r} in {where}; valid keys there: "
                 f"{', '.join(valid) or '(none: it is a value, not a section)'}"
@@ -108,22 +110,6 @@ def _resolve_parent(config, key: str):
             return node, part
         node = node[part]
     raise AssertionError("unreachable")
-
-
-def _unlisted_model_fields(config) -> dict:
-    """Fields of the config's model (by `model.name`) that its `model` section leaves at the
-    class default, with those defaults; {} without a known model name. Only fields that a
-    command line can spell (numbers, strings, tuples, None), not initialisers or dtypes."""
-    model = config.get("model")
-    if not isinstance(model, ml_collections.ConfigDict) or "name" not in model:
-        return {}
-    from audiozoo.models import MODELS, model_fields  # the registry imports this module
-
-    if model.name not in MODELS:
-        return {}
-    literal = (type(None), bool, int, float, str, tuple, list)
-    return {k: v for k, v in model_fields(model.name).items()
-            if k not in model and isinstance(v, literal)}
 
 
 def _parse_value(text: str, current, key: str):

@@ -77,25 +77,37 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         load_config(f"{CONFIG_FILES[0].parent}/wavenet_tiny.py:x")
 
 
-def test_any_model_field_is_an_override_though_the_config_leaves_it_out():
-    """`--config.model.FIELD` reaches every constructor field of the model that model.name
-    picks (parsed against the field's default); a misspelt one lists them; initialisers and
-    other values no command line can spell stay out."""
-    from audiozoo.models import build_model
+def test_any_model_field_is_an_override_though_the_config_leaves_it_out(tmp_path, capsys):
+    """`audiozoo train --config.model.FIELD=...` reaches every constructor field of the model
+    that model.name picks (parsed against the field's default); a misspelt one lists them;
+    initialisers and other values no command line can spell stay out."""
+    from audiozoo.cli import main
+    from audiozoo.models import build_model, unlisted_fields
 
     config = load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:ast")
     assert "distillation_token" not in config.model
-    apply_overrides(config, [("model.distillation_token", "False"), ("model.patch_size", "8")])
+    settable = {"model": unlisted_fields(config.model)}
+    apply_overrides(config, [("model.distillation_token", "False"), ("model.patch_size", "8")],
+                    settable)
     model = build_model(config.model)
     assert model.distillation_token is False and model.patch_size == 8
     with pytest.raises(ConfigError, match="no 'distilation_token' in model; valid keys there: "
                                           ".*distillation_token.*patch_size"):
-        apply_overrides(config, [("model.distilation_token", "False")])
+        apply_overrides(config, [("model.distilation_token", "False")], settable)
     with pytest.raises(ConfigError, match="expected True or False"):
-        apply_overrides(config, [("model.attention_dropout", "0.1"), ("model.distillation_token", "0")])
+        apply_overrides(config, [("model.distillation_token", "0")], settable)
+    with pytest.raises(ConfigError, match="no 'distillation_token' in model"):
+        apply_overrides(load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:ast"),
+                        [("model.distillation_token", "False")])  # nothing settable given
     resnet = load_config(f"{CONFIG_FILES[0].parent}/classify_tiny.py:resnet18")
-    with pytest.raises(ConfigError, match="no 'kernel_init' in model"):
-        apply_overrides(resnet, [("model.kernel_init", "zeros")])
+    assert "kernel_init" not in unlisted_fields(resnet.model)
+    # From the command line: the field reaches the run's config.json.
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", f"{CONFIG_FILES[0].parent}/classify_tiny.py:ast",
+                 "--workdir", str(workdir), "--config.model.distillation_token=False",
+                 "--config.train.num_steps=1", "--config.train.batch_size=2",
+                 "--config.train.eval_every=0", "--config.train.tensorboard=False"]) == 0
+    assert '"distillation_token": false' in (workdir / "config.json").read_text()
 
 
 def test_every_config_key_the_docs_and_messages_name_exists():
@@ -104,7 +116,7 @@ def test_every_config_key_the_docs_and_messages_name_exists():
     there is quoted for the shell."""
     import re
 
-    from audiozoo.config import _unlisted_model_fields
+    from audiozoo.models import unlisted_fields
 
     root = Path(__file__).resolve().parents[1]
     sources = [root / "README.md", *root.glob("experiments/**/README.md"), *CONFIG_FILES,
@@ -116,7 +128,7 @@ def test_every_config_key_the_docs_and_messages_name_exists():
 
     def exists(config, key):
         parts = key.split(".")
-        if parts[0] == "model" and len(parts) == 2 and parts[1] in _unlisted_model_fields(config):
+        if parts[0] == "model" and len(parts) == 2 and parts[1] in unlisted_fields(config.model):
             return True
         for part in parts:
             if not hasattr(config, "keys") or part not in config:

@@ -93,6 +93,19 @@ def model_fields(name: str) -> dict:
     return defaults
 
 
+def unlisted_fields(model_config) -> dict:
+    """The fields of `model_config.name`'s model that the config section leaves at their
+    defaults, with those defaults ({} without a known name): what `--config.model.FIELD` may
+    set beyond the config file's keys. Only values a command line can spell (numbers,
+    strings, tuples, None), not initialisers or dtypes."""
+    name = model_config.get("name")
+    if name not in MODELS:
+        return {}
+    literal = (type(None), bool, int, float, str, tuple, list)
+    return {k: v for k, v in model_fields(name).items()
+            if k not in model_config and isinstance(v, literal)}
+
+
 def _family(cls):
     """The family class of a registered model (variants are partials: ResNet50 =
     partial(ResNet, ...))."""
