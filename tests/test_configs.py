@@ -155,6 +155,26 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     assert [float(schedule(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("learning_rate", -1.0, r"optim.learning_rate=-1.0 must be > 0"),
+    ("learning_rate", float("inf"), r"optim.learning_rate=inf must be > 0"),
+    ("b2", 1.0, r"must be in \[0, 1\)"),
+    ("warmup_steps", -5, "optim.warmup_steps=-5 must be >= 0"),
+    ("eps", 0.0, "optim.eps=0.0 must be > 0"),
+    ("weight_decay", -0.1, "must be >= 0; set --config.optim.weight_decay"),
+])
+def test_optimiser_values_no_optimiser_can_use_are_refused_by_key(key, value, message):
+    """A negative rate would climb the loss and b2 = 1 never forgets: refused before any work."""
+    from audiozoo.config import base_config
+    from audiozoo.tasks.optim import make_optimizer
+
+    optim = base_config().optim
+    make_optimizer(optim, 10)
+    optim[key] = value
+    with pytest.raises(ConfigError, match=message):
+        make_optimizer(optim, 10)
+
+
 def test_piecewise_schedule_boundaries_are_global_steps_after_warm_up():
     """optim.learning_rate until the first boundary (after the warm-up), then each of
     optim.lr_values from its boundary on; configs without the piecewise keys still load."""

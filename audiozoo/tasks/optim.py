@@ -9,6 +9,8 @@ float32 of the number written in the config.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import optax
 
@@ -82,6 +84,7 @@ def _piecewise(first: float, boundaries, values) -> optax.Schedule:
 
 def make_optimizer(optim, num_steps: int) -> optax.GradientTransformation:
     """Gradient clipping by global norm (when grad_clip_norm > 0), then the optimiser."""
+    _check_values(optim)
     schedule = make_schedule(optim, num_steps)
     if optim.name == "adam":
         tx = optax.adam(schedule, b1=optim.b1, b2=optim.b2, eps=optim.eps)
@@ -97,3 +100,22 @@ def make_optimizer(optim, num_steps: int) -> optax.GradientTransformation:
     if optim.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), tx)
     return tx
+
+
+def _check_values(optim) -> None:
+    """Values no optimiser can use, refused by key before any work (a negative rate would
+    climb the loss; b1 or b2 >= 1 never forgets a gradient)."""
+    rules = [
+        (math.isfinite(optim.learning_rate) and optim.learning_rate > 0,
+         f"optim.learning_rate={optim.learning_rate} must be > 0 (e.g. 1e-3)"),
+        (optim.warmup_steps >= 0, f"optim.warmup_steps={optim.warmup_steps} must be >= 0"),
+        (0 <= optim.b1 < 1 and 0 <= optim.b2 < 1,
+         f"optim.b1={optim.b1} and optim.b2={optim.b2} must be in [0, 1) (e.g. 0.9 and 0.999)"),
+        (optim.eps > 0, f"optim.eps={optim.eps} must be > 0 (e.g. 1e-8)"),
+        (optim.weight_decay >= 0 and optim.momentum >= 0,
+         f"optim.weight_decay={optim.weight_decay} and optim.momentum={optim.momentum} must "
+         "be >= 0"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(f"{message}; set --config.{message.split('=')[0]}")
