@@ -9,8 +9,6 @@ float32 of the number written in the config.
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 import optax
 
@@ -106,8 +104,8 @@ def _check_values(optim) -> None:
     """Values no optimiser can use, refused by key before any work (a negative rate would
     climb the loss; b1 or b2 >= 1 never forgets a gradient)."""
     rules = [
-        (math.isfinite(optim.learning_rate) and optim.learning_rate > 0,
-         f"optim.learning_rate={optim.learning_rate} must be > 0 (e.g. 1e-3)"),
+        (0 < optim.learning_rate <= float(jnp.finfo(jnp.float32).max),
+         f"optim.learning_rate={optim.learning_rate} must be > 0 and finite (e.g. 1e-3)"),
         (optim.warmup_steps >= 0, f"optim.warmup_steps={optim.warmup_steps} must be >= 0"),
         (0 <= optim.b1 < 1 and 0 <= optim.b2 < 1,
          f"optim.b1={optim.b1} and optim.b2={optim.b2} must be in [0, 1) (e.g. 0.9 and 0.999)"),
