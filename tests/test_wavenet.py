@@ -143,6 +143,12 @@ def test_bad_inputs_raise_clearly():
         apply(codes, global_cond=good["global_cond"], local_cond=jnp.ones((2, 3, 2)))
     with pytest.raises(ValueError, match=r"\[batch, time\]"):
         apply(codes[0], **good)
+    # Codes outside the table would read NaN rows: concrete ones are refused.
+    with pytest.raises(ValueError, match=r"codes must be in \[0, 32\) \(num_classes\), "
+                                         r"got values \d+..300"):
+        apply(codes.at[0, 3].set(300), **good)
+    with pytest.raises(ValueError, match="codes must be integers"):
+        apply(codes.astype(jnp.float32), **good)
     with pytest.raises(ValueError, match="must be even"):
         jax.eval_shape(WaveNet(num_layers=1, num_stacks=1, residual_channels=4, gate_channels=5,
                                skip_channels=4).init, jax.random.key(0), codes)

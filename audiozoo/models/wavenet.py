@@ -29,7 +29,9 @@ import functools
 import math
 from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from audiozoo.audio.mulaw import linear_dequantize
@@ -40,6 +42,20 @@ from audiozoo.nn.mixture_logistics import mol_num_params
 from audiozoo.nn.upsample import ConditionUpsampler
 
 OUTPUTS = ("softmax", "mol")
+
+
+def _check_code_range(codes, num_classes: int) -> None:
+    """Codes outside [0, num_classes) would read NaN embedding rows. Concrete codes (a call
+    outside jit) are checked here; traced ones cannot be, and give NaN logits instead."""
+    if isinstance(codes, jax.core.Tracer) or not codes.size:
+        return
+    if not jnp.issubdtype(codes.dtype, jnp.integer):
+        raise ValueError(f"codes must be integers (e.g. mu_law_quantize(audio)), got {codes.dtype}")
+    values = np.asarray(codes)  # numpy: inside another trace, jnp ops would be traced too
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"codes must be in [0, {num_classes}) (num_classes), got values "
+                         f"{low}..{high}")
 
 
 class LogitsDense(nn.Module):
@@ -193,6 +209,7 @@ class WaveNet(nn.Module):
         codes = jnp.asarray(codes)
         if codes.ndim != 2:
             raise ValueError(f"codes must be [batch, time], got shape {codes.shape}")
+        _check_code_range(codes, self.num_classes)
         g = self.global_vector(global_cond, codes.shape[0])
         c = self.upsample_local(local_cond, codes.shape[0], codes.shape[1])
         return self.trunk(codes, g, c)
