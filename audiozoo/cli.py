@@ -677,16 +677,21 @@ def _classify(args, overrides) -> int:
     from audiozoo import inference
     from audiozoo.config import apply_overrides
 
+    if args.top < 1:
+        raise ValueError(f"--top={args.top} must be >= 1 (classes shown per file)")
+    if args.out:
+        inference.results_format(args.out)  # a wrong suffix stops before any work
     run = _load(args.workdir, "classify")
     config, labels = apply_overrides(run.config, overrides), run.labels
+    top = min(args.top, len(labels.classes))
     files = inference.collect_files(args.files, args.list, tuple(config.data.get("extensions", ())) or
                                     inference.DEFAULT_EXTENSIONS)
     classifier = run.classifier(batch_size=args.batch, min_db=args.min_db, pooling=args.pooling)
     results = classifier.classify(files, skip_bad=args.skip_bad)
     for result in results:
-        print(inference.describe(result, labels.classes, args.top, args.min_db))
+        print(inference.describe(result, labels.classes, top, args.min_db))
     if args.out:
-        inference.write_results(results, labels.classes, args.out, args.top)
+        inference.write_results(results, labels.classes, args.out, top)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -194,11 +194,17 @@ def write_results(results: list[FileResult], names: Sequence[str], path: str | P
     """The results as CSV (top k per file) or JSON (top k and every class's score), chosen by
     the file's suffix, written atomically."""
     path = Path(path)
-    if path.suffix.lower() not in (".csv", ".json"):
-        raise ValueError(f"--out {path}: write a .csv or a .json file")
+    text = (_csv if results_format(path) == ".csv" else _json)(results, names, k)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = _csv(results, names, k) if path.suffix.lower() == ".csv" else _json(results, names, k)
     write_text_atomic(path, text)
+
+
+def results_format(path: str | Path) -> str:
+    """".csv" or ".json", from the suffix of a results file (checked before any work)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ValueError(f"--out {path}: write a .csv or a .json file")
+    return suffix
 
 
 def _csv(results, names, k) -> str:

@@ -268,6 +268,22 @@ def test_skip_bad_reports_unreadable_files_and_classifies_the_rest(trained, tmp_
     assert not any(r["silent"] for r in records) and records[1]["scores"] is None
 
 
+def test_classify_flags_are_checked_before_any_file_is_classified(trained, tmp_path, capsys):
+    """A --top below 1 or an --out that is not .csv/.json stops before the files are read (no
+    result lines); a --top above the class count shows every class once."""
+    workdir, _, test = trained
+    for flags, message in ((["--top", "0"], "--top=0 must be >= 1"),
+                           (["--out", str(tmp_path / "p.txt")], "write a .csv or a .json")):
+        assert main(["classify", str(test), "--workdir", str(workdir), *flags]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == ""
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(test), "--workdir", str(workdir), "--top", "9",
+                 "--out", str(out)]) == 0
+    assert len(capsys.readouterr().out.splitlines()[0].split("\t")) == 1 + 3
+    assert out.read_text().splitlines()[0].endswith("label3,score3,error")
+
+
 def test_trailing_silence_is_skipped_and_does_not_change_the_answer(trained, tmp_path):
     workdir, _, _ = trained
     from audiozoo.tasks.classify import load_label_set
