@@ -418,6 +418,7 @@ def _prime_audio(path, rate: int):
 def _encode(args, overrides) -> int:
     from audiozoo.audio.io import read_audio
 
+    _require_suffix(args.out, ".npy", "a latent is a .npy array (`audiozoo decode` reads it)")
     run = _load(args.workdir, "encode")
     for path, out in zip(args.files, _output_paths(args.out, len(args.files))):
         latent = run.encode(read_audio(path, run.sample_rate))  # refuses empty/unreadable files
@@ -426,6 +427,12 @@ def _encode(args, overrides) -> int:
         print(f"wrote {out}: {what} {list(latent.shape)} ({latent.shape[0]} frames of "
               f"{run.task.frame_length} samples)")
     return 0
+
+
+def _require_suffix(path, suffix: str, why: str) -> None:
+    """An output path that must end in `suffix`, checked before any work."""
+    if path is not None and Path(path).suffix.lower() != suffix:
+        raise ValueError(f"{path}: name a {suffix} file; {why}")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -619,6 +626,7 @@ def _evaluate(args, overrides) -> int:
         raise ValueError(f"--classifier applies to GANSynth workdirs; {args.workdir} holds a "
                          f"classifier, which `audiozoo evaluate --workdir {args.workdir}` "
                          "evaluates by itself")
+    _require_suffix(args.confusion, ".png", "the confusion matrix is drawn as a PNG image")
     config, task, state = apply_overrides(run.config, overrides), run.task, run.state
     labels = run.labels
     if args.data:

@@ -269,12 +269,16 @@ def test_skip_bad_reports_unreadable_files_and_classifies_the_rest(trained, tmp_
 
 
 def test_classify_flags_are_checked_before_any_file_is_classified(trained, tmp_path, capsys):
-    """A --top below 1 or an --out that is not .csv/.json stops before the files are read (no
-    result lines); a --top above the class count shows every class once."""
+    """A --top below 1, an --out that is not .csv/.json or a --confusion that is not .png stops
+    before any file is read (no result lines); a --top above the class count shows every
+    class once."""
     workdir, _, test = trained
-    for flags, message in ((["--top", "0"], "--top=0 must be >= 1"),
-                           (["--out", str(tmp_path / "p.txt")], "write a .csv or a .json")):
-        assert main(["classify", str(test), "--workdir", str(workdir), *flags]) == 2
+    for verb, flags, message in (
+            ("classify", ["--top", "0"], "--top=0 must be >= 1"),
+            ("classify", ["--out", str(tmp_path / "p.txt")], "write a .csv or a .json"),
+            ("evaluate", ["--confusion", str(tmp_path / "c.txt")], "name a .png file")):
+        files = [str(test)] if verb == "classify" else []
+        assert main([verb, *files, "--workdir", str(workdir), *flags]) == 2
         captured = capsys.readouterr()
         assert message in captured.err and captured.out == ""
     out = tmp_path / "p.csv"

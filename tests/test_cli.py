@@ -39,6 +39,10 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
                  "--out", str(tmp_path / "x.wav")]) == 2
     assert "audiozoo train" in capsys.readouterr().err
     assert not (tmp_path / "x.wav").exists()
+    # An output of the wrong kind is named before the workdir is even read.
+    assert main(["encode", "a.wav", "--workdir", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "a.txt")]) == 2
+    assert "name a .npy file" in capsys.readouterr().err
 
 
 def test_generate_rejects_bad_arguments(tmp_path, capsys):
