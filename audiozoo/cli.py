@@ -289,6 +289,12 @@ def _check_overrides(verb: str, overrides) -> None:
 def _train(args, overrides) -> int:
     from audiozoo.config import apply_overrides, load_config
 
+    given = [flag for flag, value in (("--coordinator", args.coordinator),
+                                      ("--num-processes", args.num_processes),
+                                      ("--process-id", args.process_id)) if value is not None]
+    if given and not args.distributed:
+        raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+                         "multi-host runs only: add --distributed")
     if args.distributed:
         from audiozoo.train.mesh import initialize_distributed
 

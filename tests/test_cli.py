@@ -43,6 +43,10 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert main(["encode", "a.wav", "--workdir", str(tmp_path / "none"), "--out",
                  str(tmp_path / "a.txt")]) == 2
     assert "name a .npy file" in capsys.readouterr().err
+    # Multi-host flags without --distributed would be ignored: refused instead.
+    assert main(args + ["--coordinator", "host0:1234", "--process-id", "0"]) == 2
+    assert "--coordinator, --process-id apply to multi-host runs only: add --distributed" in \
+        capsys.readouterr().err
 
 
 def test_generate_rejects_bad_arguments(tmp_path, capsys):

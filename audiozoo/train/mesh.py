@@ -23,7 +23,12 @@ def initialize_distributed(coordinator_address: str | None = None,
     three (the coordinator is process 0's host:port). Multi-process CPU runs (tests, CPU
     clusters) need the gloo collectives, which are switched on here."""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    try:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    except ValueError as e:  # no cluster detected and not all three given
+        raise ValueError(f"{e} No cluster (TPU pod, SLURM, Open MPI, Kubernetes) was detected "
+                         "here: pass --coordinator HOST:PORT (process 0's), --num-processes "
+                         "and --process-id") from None
 
 
 def make_mesh() -> jax.sharding.Mesh:
