@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from audiozoo.audio.io import AudioError, read_audio
+from audiozoo.audio.io import AudioError, check_clip, read_audio
 from audiozoo.data import DataError
 from audiozoo.data.wav_folder import DEFAULT_EXTENSIONS, list_audio_files
 from audiozoo.files import write_text_atomic
@@ -152,7 +152,7 @@ class Classifier:
         for i, audio in enumerate(clips):
             seen.append(names[i] if names is not None else str(i))
             logits.append([])
-            wins, levels = windows(np.asarray(audio, np.float32), self.segment_length)
+            wins, levels = windows(check_clip(audio, f"clip {seen[-1]}"), self.segment_length)
             keep = levels >= self.min_db
             facts.append((len(wins), int(keep.sum()), float(levels.max())))
             queue += list(wins[keep])

@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from audiozoo.audio.io import check_clip
 from audiozoo.tasks import restore_latest
 
 
@@ -85,6 +86,8 @@ class Trained:
         num_samples = int(seconds * self.sample_rate)
         if num_samples < 1:
             raise ValueError(f"seconds={seconds} is less than one sample at {self.sample_rate} Hz")
+        if prime is not None:
+            prime = check_clip(prime, "prime")
         return self.task.generate(
             self.state.params, rng, num_samples, batch_size=batch_size,
             global_cond=self.task.global_ids(global_id, batch_size), local_cond=local_cond,
@@ -94,12 +97,14 @@ class Trained:
         """Autoencoders: codes [frames] (discrete bottleneck) or embeddings [frames, ch] of
         one clip [time] at the model's rate, zero-padded to whole frames."""
         self.require("encode")
-        return self.task.file_latent(self.variables, audio)
+        return self.task.file_latent(self.variables, check_clip(audio, "audio"))
 
     def decode(self, latents, *, seed: int = 0, **sampling) -> np.ndarray:
         """Autoencoders: audio float32 [len(latents), samples] for equally long latents as
         `encode` returns them; `sampling`: temperature, method."""
         self.require("decode")
+        if not len(latents):
+            raise ValueError("decode takes a list of latents (what encode returns); got none")
         latents = [self.task.check_file_latent(np.asarray(x), f"latent {i}")
                    for i, x in enumerate(latents)]
         latent = self.task.stack_file_latents(self.variables, latents)
@@ -119,7 +124,8 @@ class Trained:
             return self.task.interpolate(self.state, pitch, rng, weights)
         if a is None or b is None or pitch is not None:
             raise ValueError("autoencoders interpolate two clips: pass a, b (audio) and weights")
-        latent = self.task.mixed_latent(self.variables, a, b, weights)
+        latent = self.task.mixed_latent(self.variables, check_clip(a, "a"), check_clip(b, "b"),
+                                        weights)
         return self.task.decode(self.variables, latent, rng, **sampling)
 
     def vocode(self, clips=None, *, features=None, seed: int = 0, global_id: int | None = None,
@@ -128,6 +134,8 @@ class Trained:
         frames, same length) or for each features array [frames, n_mels] made elsewhere
         (frames * hop samples); `sampling`: temperature, method. One batch for all."""
         self.require("vocode")
+        if clips is not None:
+            clips = [check_clip(clip, f"clip {i}") for i, clip in enumerate(clips)]
         batch, lengths = self.task.batch_inputs(clips, features)
         audio = self.task.vocode(self.state.params, batch, jax.random.key(seed),
                                  num_samples=max(lengths),

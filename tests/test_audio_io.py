@@ -289,3 +289,18 @@ def test_read_refuses_nan_samples(tmp_path):
     sf.write(path, data, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match=r"nan\.wav.*NaN or Inf"):
         read_audio(path)
+
+
+@pytest.mark.parametrize("clip, message", [
+    (np.zeros((2, 100), np.float32), r"must be float samples \[time\].*float32\[2, 100\]"),
+    (np.zeros(100, np.int16), r"must be float samples \[time\].*int16\[100\]"),
+    (np.zeros(0, np.float32), "is empty"),
+    (np.array([0.1, np.nan, np.inf], np.float32), "holds 2 NaN/Inf sample"),
+])
+def test_in_memory_clips_are_checked_before_a_model_hears_them(clip, message):
+    """What `audiozoo.load(...)` verbs take: NaN would be heard as silence or garbage."""
+    from audiozoo.audio.io import check_clip
+
+    with pytest.raises(AudioError, match=f"clip 3 {message}"):
+        check_clip(clip, "clip 3")
+    assert check_clip(np.ones(4, np.float64), "x").dtype == np.float32

@@ -59,6 +59,11 @@ def test_load_uses_the_averaged_parameters_and_generates(ema_run):
         run.encode(audio[0])
     with pytest.raises(ValueError, match="pass seconds"):
         run.generate(pitches=[60])
+    # A prime that is not a clip, or holds NaN, is refused rather than heard as silence.
+    with pytest.raises(ValueError, match=r"prime must be float samples \[time\]"):
+        run.generate(seconds=0.005, prime=np.zeros((2, 50), np.float32))
+    with pytest.raises(ValueError, match="prime holds 50 NaN/Inf sample"):
+        run.generate(seconds=0.005, prime=np.full(50, np.nan, np.float32))
 
 
 def test_resuming_keeps_the_ema_of_an_uninterrupted_run(ema_run, tmp_path):

@@ -128,6 +128,21 @@ def read_audio(
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def check_clip(audio: Any, what: str) -> np.ndarray:
+    """An in-memory clip as float32 [time]: refused (AudioError naming `what`) when it is not
+    one-dimensional floats, is empty, or holds NaN/Inf, which would come out as silence or
+    garbage rather than an error."""
+    data = np.asarray(audio)
+    if data.ndim != 1 or not np.issubdtype(data.dtype, np.floating):
+        raise AudioError(f"{what} must be float samples [time] in [-1, 1] at the model's rate, "
+                         f"got {data.dtype}{list(data.shape)}")
+    if data.size == 0:
+        raise AudioError(f"{what} is empty (0 samples)")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{what} holds {int(np.sum(~np.isfinite(data)))} NaN/Inf sample(s)")
+    return data.astype(np.float32)
+
+
 def _match_rate(
     path: str, audio: np.ndarray, file_rate: int, sample_rate: int, resample: bool
 ) -> np.ndarray:
