@@ -77,6 +77,7 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         load_config(f"{CONFIG_FILES[0].parent}/wavenet_tiny.py:x")
 
 
+@pytest.mark.integration
 def test_any_model_field_is_an_override_though_the_config_leaves_it_out(tmp_path, capsys):
     """`audiozoo train --config.model.FIELD=...` reaches every constructor field of the model
     that model.name picks (parsed against the field's default); a misspelt one lists them;

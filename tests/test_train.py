@@ -312,6 +312,7 @@ def test_global_ids_the_data_lacks_or_outnumber_the_model_stop_before_training(t
         Trainer(config, tmp_path / "run")
 
 
+@pytest.mark.integration
 def test_a_small_eval_split_and_other_formats(tmp_path):
     """The eval split too small for a batch is named as such, with the way to train without
     one; a folder of another format trains once `data.extensions` names it."""
