@@ -160,7 +160,8 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     ("learning_rate", -1.0, r"optim.learning_rate=-1.0 must be > 0"),
     ("learning_rate", float("inf"), r"optim.learning_rate=inf must be > 0 and finite"),
     ("learning_rate", 1e39, r"optim.learning_rate=1e\+39 must be > 0 and finite"),  # inf in float32
-    ("b2", 1.0, r"must be in \[0, 1\)"),
+    ("b2", 1.0, r"optim.b2=1.0 must be in \[0, 1\).*set --config.optim.b2"),
+    ("momentum", -0.5, "optim.momentum=-0.5 must be >= 0; set --config.optim.momentum"),
     ("warmup_steps", -5, "optim.warmup_steps=-5 must be >= 0"),
     ("eps", 0.0, "optim.eps=0.0 must be > 0"),
     ("weight_decay", -0.1, "must be >= 0; set --config.optim.weight_decay"),

@@ -103,17 +103,17 @@ def make_optimizer(optim, num_steps: int) -> optax.GradientTransformation:
 def _check_values(optim) -> None:
     """Values no optimiser can use, refused by key before any work (a negative rate would
     climb the loss; b1 or b2 >= 1 never forgets a gradient)."""
-    rules = [
-        (0 < optim.learning_rate <= float(jnp.finfo(jnp.float32).max),
-         f"optim.learning_rate={optim.learning_rate} must be > 0 and finite (e.g. 1e-3)"),
-        (optim.warmup_steps >= 0, f"optim.warmup_steps={optim.warmup_steps} must be >= 0"),
-        (0 <= optim.b1 < 1 and 0 <= optim.b2 < 1,
-         f"optim.b1={optim.b1} and optim.b2={optim.b2} must be in [0, 1) (e.g. 0.9 and 0.999)"),
-        (optim.eps > 0, f"optim.eps={optim.eps} must be > 0 (e.g. 1e-8)"),
-        (optim.weight_decay >= 0 and optim.momentum >= 0,
-         f"optim.weight_decay={optim.weight_decay} and optim.momentum={optim.momentum} must "
-         "be >= 0"),
+    largest = float(jnp.finfo(jnp.float32).max)
+    rules = [  # (key, acceptable, what it must be)
+        ("learning_rate", lambda v: 0 < v <= largest, "> 0 and finite (e.g. 1e-3)"),
+        ("warmup_steps", lambda v: v >= 0, ">= 0"),
+        ("b1", lambda v: 0 <= v < 1, "in [0, 1) (e.g. 0.9)"),
+        ("b2", lambda v: 0 <= v < 1, "in [0, 1) (e.g. 0.999)"),
+        ("eps", lambda v: v > 0, "> 0 (e.g. 1e-8)"),
+        ("weight_decay", lambda v: v >= 0, ">= 0"),
+        ("momentum", lambda v: v >= 0, ">= 0"),
     ]
-    for ok, message in rules:
-        if not ok:
-            raise ConfigError(f"{message}; set --config.{message.split('=')[0]}")
+    for key, acceptable, requirement in rules:
+        if not acceptable(optim[key]):
+            raise ConfigError(f"optim.{key}={optim[key]} must be {requirement}; set "
+                              f"--config.optim.{key}")
